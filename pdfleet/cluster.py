@@ -1,0 +1,571 @@
+"""The cluster model: one validated, immutable description of nodes, serving instances, router and pins.
+
+`load_cluster(path)` reads `inventories/NAME.yaml` and either returns a `Cluster` or raises `InventoryError`
+listing every problem, one line each, before any host is contacted. Every knob not marked required has a
+default; the default and what it does are written next to where it is read, and repeated in
+`inventories/prod.yaml` and README.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+from pdfleet import dialects
+from pdfleet.errors import InventoryError
+from pdfleet.reader import NAME_RE, Problems, Section, show
+from pdfleet.yamlsource import load_yaml
+
+ROLES = ("prefill", "decode")
+RUNTIME_KINDS = ("venv", "container")
+PROFILES = ("deepseek-v3.2",)
+ROUTER_POLICIES = ("random", "round_robin", "cache_aware", "power_of_two")
+HCA_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+IFACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
+DIGEST_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
+REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
+VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+-]*$")
+# SGLang binds the dist-init port and the next five (torch dist, tokenizer, detokenizer, rpc, metrics,
+# scheduler input) on node rank 0: PortArgs in sglang/srt/server_args.py (0.5.6.post2).
+DIST_INIT_PORT_SPAN = 6
+# Per-library overrides of the RoCE traffic class and GID index, and the environment variables that set them.
+NETWORK_LIBRARIES = {
+    "nccl": ("NCCL_IB_TC", "NCCL_IB_GID_INDEX"),
+    "nvshmem": ("NVSHMEM_IB_TRAFFIC_CLASS", "NVSHMEM_IB_GID_INDEX"),
+    "mooncake": ("MC_IB_TC", "MC_GID_INDEX"),
+}
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str
+    gpus: int
+    gpu_model: str
+    management_interface: str
+    hcas: tuple[str, ...]
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Member:
+    """A node's place in a serving instance."""
+
+    node: str
+    rank: int
+
+
+@dataclass(frozen=True)
+class Ports:
+    http: int
+    bootstrap: int
+    dist_init: int
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    role: str
+    members: tuple[Member, ...]  # sorted by rank; rank 0 serves the HTTP API
+    tp: int
+    dp: int
+    ep: int
+    ports: Ports
+    env: dict = field(default_factory=dict, hash=False)
+    extra_args: tuple[str, ...] = ()
+    line: int | None = None
+
+    @property
+    def nnodes(self) -> int:
+        return len(self.members)
+
+    @property
+    def head(self) -> str:
+        """The node of rank 0: the HTTP API, the bootstrap server and the dist-init address live there."""
+        return self.members[0].node
+
+
+@dataclass(frozen=True)
+class Network:
+    traffic_class: int
+    gid_index: int
+
+
+@dataclass(frozen=True)
+class Router:
+    node: str
+    port: int
+    prometheus_port: int
+    version: str
+    prefill_policy: str
+    decode_policy: str
+    worker_startup_timeout_secs: int
+    venv: str
+
+
+@dataclass(frozen=True)
+class Model:
+    profile: str
+    repo: str
+    revision: str
+    path: str
+    served_name: str
+
+
+@dataclass(frozen=True)
+class Runtime:
+    kind: str
+    venv: str
+    image: str | None
+    index_url: str | None
+    wheels: dict = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Ssh:
+    user: str
+    port: int
+    key: str | None
+    known_hosts: str | None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    source: str
+    nodes: tuple[Node, ...]
+    instances: tuple[Instance, ...]
+    router: Router
+    model: Model
+    sglang_version: str
+    debug_logging: bool
+    runtime: Runtime
+    network: Network
+    ssh: Ssh
+    deep_gemm_cache: str
+    precompile_timeout: int
+    env: dict = field(default_factory=dict, hash=False)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def placement(self, node_name: str) -> tuple[Instance, int] | None:
+        """The instance a node serves in and its rank there, or None for a spare node."""
+        for instance in self.instances:
+            for member in instance.members:
+                if member.node == node_name:
+                    return instance, member.rank
+        return None
+
+    def with_sglang_version(self, version: str) -> Cluster:
+        if version not in dialects.DIALECTS:
+            raise InventoryError([_version_problem(self.source, None, version)])
+        return replace(self, sglang_version=version)
+
+
+def _version_problem(file: str, line: int | None, version: str):
+    from pdfleet.errors import Problem
+
+    return Problem(file, line, "sglang", "version", repr(version), f"one of {', '.join(dialects.DIALECTS)}")
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(re.match(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$", value))
+
+
+def _absolute(value: str) -> bool:
+    return PurePosixPath(value).is_absolute() and ".." not in PurePosixPath(value).parts
+
+
+def load_cluster(path: str | Path, display_name: str | None = None) -> Cluster:
+    """Read and validate an inventory YAML file. Raises InventoryError with every problem found."""
+    path = Path(path)
+    name = display_name or str(path)
+    data = load_yaml(path, name)
+    problems = Problems(name)
+    cluster = _read_cluster(Section(data, "cluster", problems), problems, name)
+    if problems.items:
+        raise InventoryError(problems.items)
+    assert cluster is not None
+    return cluster
+
+
+def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None:
+    meta = top.section("cluster", "cluster", required=True)
+    cluster_name = meta.name("name", required=True)
+    meta.finish()
+
+    ssh_s = top.section("ssh", "ssh")
+    ssh = Ssh(
+        user=ssh_s.string("user", "root"),  # account pyinfra logs in as
+        port=ssh_s.port("port", 22),  # sshd port on every node
+        key=ssh_s.string("key", None),  # private key file; None = ssh-agent / default keys
+        known_hosts=ssh_s.string("known_hosts", None),  # pinned host keys; checked strictly when set
+    )
+    ssh_s.finish()
+
+    defaults = top.section("defaults", "defaults")
+    default_gpus = defaults.integer("gpus", 8, lo=1, hi=64)  # GPUs per node
+    default_gpu_model = defaults.string("gpu_model", "H200")  # what preflight expects nvidia-smi to report
+    default_iface = defaults.get(  # interface for NCCL/Gloo/NVSHMEM bootstrap sockets (the management network)
+        "management_interface", str, None, expected="an interface name", check=lambda v: bool(IFACE_RE.match(v))
+    )
+    default_hcas = defaults.string_list(  # RDMA HCAs for Mooncake, NCCL and NVSHMEM, in GPU order
+        "hcas", (), check=lambda v: bool(HCA_RE.match(v)), expected="a list of HCA names like mlx5_0"
+    )
+    defaults.finish()
+
+    nodes = _read_nodes(top, problems, default_gpus, default_gpu_model, default_iface, default_hcas)
+    node_by_name = {n.name: n for n in nodes}
+
+    net_s = top.section("network", "network", required=True)
+    network = Network(
+        traffic_class=net_s.integer("traffic_class", required=True, lo=0, hi=255),  # RoCE TC of the lossless class
+        gid_index=net_s.integer("gid_index", required=True, lo=0, hi=255),  # RoCEv2 GID index on every HCA
+    )
+    overrides: dict[str, dict[str, tuple[int | None, int | None]]] = {}
+    for library in NETWORK_LIBRARIES:
+        lib_s = net_s.section(library)
+        overrides[library] = {
+            "traffic_class": (lib_s.integer("traffic_class", None, lo=0, hi=255), lib_s.line_of("traffic_class")),
+            "gid_index": (lib_s.integer("gid_index", None, lo=0, hi=255), lib_s.line_of("gid_index")),
+        }
+        lib_s.finish()
+    net_s.finish()
+
+    cluster_env = top.string_map("env")  # extra environment for every serving process
+
+    instances = _read_instances(top, problems, node_by_name)
+
+    model_s = top.section("model", "model", required=True)
+    model_path = model_s.string("path", required=True)
+    if model_path is not None and not _absolute(model_path):
+        model_s.error("path", repr(model_path), "an absolute path without '..' (the same on every node)")
+    revision = model_s.string("revision", required=True)
+    if revision is not None and not REVISION_RE.match(revision):
+        model_s.error("revision", repr(revision), "a pinned commit: 40 lowercase hex characters, not a branch")
+    model = Model(
+        profile=model_s.get(  # serving recipe: flags and environment for this model
+            "profile", str, "deepseek-v3.2", expected=f"one of {', '.join(PROFILES)}", check=lambda v: v in PROFILES
+        ),
+        repo=model_s.string("repo", required=True),  # hub repository id
+        revision=revision,
+        path=model_path,
+        served_name=model_s.string("served_name", "DeepSeek-V3.2"),  # model name clients send
+    )
+    model_s.finish()
+
+    sg = top.section("sglang", "sglang", required=True)
+    version = sg.string("version", required=True)
+    if version is not None and version not in dialects.DIALECTS:
+        sg.error("version", repr(version), f"a version pdfleet has a flag dialect for: {', '.join(dialects.DIALECTS)}")
+    debug_logging = sg.boolean("debug_logging", False)  # the recipe's request logging / histograms / cache report
+    deep_gemm_cache = sg.string("deep_gemm_cache", "/var/cache/pdfleet/deep_gemm")  # persistent DeepGEMM kernels
+    if deep_gemm_cache is not None and not _absolute(deep_gemm_cache):
+        sg.error("deep_gemm_cache", repr(deep_gemm_cache), "an absolute path")
+    precompile_timeout = sg.integer("precompile_timeout", 3600, lo=60)  # seconds for compile_deep_gemm
+    sg.finish()
+
+    runtime = _read_runtime(top)
+    router = _read_router(top, node_by_name)
+
+    top.finish()
+    if problems.items:
+        return None
+
+    cluster = Cluster(
+        name=cluster_name,
+        source=problems.file,
+        nodes=nodes,
+        instances=instances,
+        router=router,
+        model=model,
+        sglang_version=version,
+        debug_logging=debug_logging,
+        runtime=runtime,
+        network=network,
+        ssh=ssh,
+        deep_gemm_cache=deep_gemm_cache,
+        precompile_timeout=precompile_timeout,
+        env=cluster_env,
+    )
+    _check_topology(cluster, problems)
+    _check_network(cluster, overrides, problems)
+    _check_ports(cluster, problems)
+    return cluster
+
+
+def _read_nodes(top, problems, gpus, gpu_model, iface, hcas) -> tuple[Node, ...]:
+    raw = top.raw("nodes", required=True)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        top.error("nodes", show(raw), "a non-empty list of nodes")
+        return ()
+    nodes: list[Node] = []
+    seen_names: dict[str, int | None] = {}
+    seen_addresses: dict[str, str] = {}
+    for index, item in enumerate(raw):
+        label = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else f"#{index}"
+        s = Section(item, f"node '{label}'", problems, raw.lines[index], prefix="")
+        name = s.name("name", required=True)
+        address = s.string("address", required=True, expected="an IP address or host name", check=_is_address)
+        node = Node(
+            name=name,
+            address=address,
+            gpus=s.integer("gpus", gpus, lo=1, hi=64),
+            gpu_model=s.string("gpu_model", gpu_model),
+            management_interface=s.get(
+                "management_interface", str, iface, expected="an interface name",
+                check=lambda v: bool(IFACE_RE.match(v)),
+            ),
+            hcas=s.string_list("hcas", hcas, check=lambda v: bool(HCA_RE.match(v)),
+                               expected="a list of HCA names like mlx5_0"),
+            line=s.line,
+        )
+        if node.management_interface is None:
+            s.error("management_interface", "nothing", "an interface name here or in defaults")
+        s.finish()
+        if name in seen_names:
+            s.error("name", repr(name), f"a unique node name (also used on line {seen_names[name]})")
+        elif name:
+            seen_names[name] = s.line
+        if address in seen_addresses:
+            s.error("address", repr(address), f"a unique address (node '{seen_addresses[address]}' has it)")
+        elif address:
+            seen_addresses[address] = name
+        nodes.append(node)
+    return tuple(nodes)
+
+
+def _read_instances(top, problems, node_by_name) -> tuple[Instance, ...]:
+    raw = top.raw("instances", required=True)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        top.error("instances", show(raw), "a non-empty list of serving instances")
+        return ()
+    instances: list[Instance] = []
+    owner: dict[str, str] = {}
+    names: set[str] = set()
+    for index, item in enumerate(raw):
+        label = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else f"#{index}"
+        s = Section(item, f"instance '{label}'", problems, raw.lines[index])
+        name = s.name("name", required=True)
+        if name in names:
+            s.error("name", repr(name), "a unique instance name")
+        names.add(name)
+        role = s.get("role", str, required=True, expected="prefill or decode", check=lambda v: v in ROLES)
+        members = _read_members(s, node_by_name, owner, name)
+        gpus = {node_by_name[m.node].gpus for m in members if m.node in node_by_name}
+        per_node = min(gpus) if gpus else 0
+        if len(gpus) > 1:
+            s.error("nodes", f"nodes with {sorted(gpus)} GPUs", "the same GPU count on every node of an instance")
+        total = per_node * max(len(members), 1)
+        # TP over every GPU of the instance; DP attention over every TP rank; EP = TP (DeepEP and Mooncake
+        # support only ep_size == tp_size: SGLang docs/advanced_features/expert_parallelism.md).
+        tp = s.integer("tp", total, lo=1)
+        dp = s.integer("dp", tp, lo=1)
+        ep = s.integer("ep", tp, lo=1)
+        ports_s = s.section("ports")
+        ports = Ports(
+            http=ports_s.port("http", 8055),  # HTTP API (rank 0) / health stub (other ranks)
+            bootstrap=ports_s.port("bootstrap", 8998),  # PD bootstrap server on prefill rank 0
+            dist_init=ports_s.port("dist_init", 5757),  # torch.distributed rendezvous on rank 0 (+5 more)
+        )
+        ports_s.finish()
+        instance = Instance(
+            name=name,
+            role=role,
+            members=members,
+            tp=tp,
+            dp=dp,
+            ep=ep,
+            ports=ports,
+            env=s.string_map("env"),  # extra environment for this instance's processes
+            extra_args=s.string_list("extra_args", ()),  # appended verbatim to the launch flags
+            line=s.line,
+        )
+        s.finish()
+        if members and per_node and tp is not None and dp is not None and ep is not None:
+            n = len(members)
+            if tp % n or tp // n > per_node:
+                s.error("tp", str(tp), f"a multiple of {n} node(s) using at most {per_node} GPUs each (<= {total})")
+            if tp % dp:
+                s.error("dp", str(dp), f"a DP-attention size that divides tp={tp}")
+            if ep != tp:
+                s.error("ep", str(ep), f"ep = tp = {tp} (DeepEP and Mooncake support only ep_size == tp_size)")
+        instances.append(instance)
+    return tuple(instances)
+
+
+def _read_members(s: Section, node_by_name, owner: dict[str, str], instance_name: str) -> tuple[Member, ...]:
+    raw = s.raw("nodes", required=True)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        s.error("nodes", show(raw), "a non-empty list of node names (or {node, rank} mappings)")
+        return ()
+    members: list[Member] = []
+    for index, item in enumerate(raw):
+        line = raw.lines[index]
+        if isinstance(item, str):
+            node, rank = item, index
+        else:
+            m = Section(item, s.where, s.problems, line, prefix=f"nodes[{index}].")
+            node = m.string("node", required=True)
+            rank = m.integer("rank", index, lo=0)
+            m.finish()
+            if node is None or rank is None:
+                continue
+        if node not in node_by_name:
+            s.error(f"nodes[{index}]", repr(node), f"a node listed under nodes: {', '.join(node_by_name)}", line)
+            continue
+        if node in owner:
+            s.error(f"nodes[{index}]", f"node {node!r}, already in instance '{owner[node]}'",
+                    "each node in at most one instance", line)
+            continue
+        owner[node] = instance_name
+        members.append(Member(node, rank))
+    ranks = sorted(m.rank for m in members)
+    if members and ranks != list(range(len(members))):
+        s.error("nodes", f"ranks {ranks}", f"ranks 0..{len(members) - 1}, each once")
+    return tuple(sorted(members, key=lambda m: m.rank))
+
+
+def _read_runtime(top: Section) -> Runtime:
+    rt = top.section("runtime", "runtime")
+    # venv: a pinned wheel set installed with uv; container: an image pinned by digest.
+    kind = rt.get("kind", str, "venv", expected="venv or container", check=lambda v: v in RUNTIME_KINDS)
+    venv = rt.string("venv", "/opt/pdfleet/sglang")  # virtual environment holding the pinned wheel set
+    if venv is not None and not _absolute(venv):
+        rt.error("venv", repr(venv), "an absolute path")
+    image = rt.string("image", None)  # container image pinned by digest: name@sha256:<64 hex>
+    if kind == "container":
+        if image is None:
+            rt.error("image", "nothing", "an image pinned by digest (name@sha256:<64 hex>) for runtime kind container")
+        elif not DIGEST_RE.match(image):
+            rt.error("image", repr(image), "an image pinned by digest: name@sha256:<64 hex>, not a tag")
+    wheels = rt.string_map(  # extra pinned wheels for the venv, name: version
+        "wheels", r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "a Python package name"
+    )
+    for package, version in wheels.items():
+        if not VERSION_RE.match(version):
+            rt.error(f"wheels.{package}", repr(version), "an exact version like 0.3.13.post1")
+    runtime = Runtime(
+        kind=kind,
+        venv=venv,
+        image=image,
+        index_url=rt.string("index_url", None),  # Python package index mirror; None = the default index
+        wheels=wheels,
+    )
+    rt.finish()
+    return runtime
+
+
+def _read_router(top: Section, node_by_name) -> Router:
+    r = top.section("router", "router", required=True)
+    node = r.string("node", required=True)
+    if node is not None and node not in node_by_name:
+        r.error("node", repr(node), f"a node listed under nodes: {', '.join(node_by_name) or '(none)'}")
+    policy = {"expected": f"one of {', '.join(ROUTER_POLICIES)}", "check": lambda v: v in ROUTER_POLICIES}
+    router = Router(
+        node=node,
+        port=r.port("port", 8000),  # the OpenAI-compatible endpoint clients use
+        prometheus_port=r.port("prometheus_port", 29000),  # router metrics
+        version=r.string("version", "1.13.0", check=lambda v: bool(VERSION_RE.match(v)),
+                         expected="an exact smg version"),  # smg (the SGLang PD router) release
+        prefill_policy=r.get("prefill_policy", str, "cache_aware", **policy),  # how to pick a prefill instance
+        decode_policy=r.get("decode_policy", str, "round_robin", **policy),  # how to pick a decode instance
+        # Workers load ~690 GB of weights and warm DeepGEMM before /health answers: wait up to an hour.
+        worker_startup_timeout_secs=r.integer("worker_startup_timeout_secs", 3600, lo=1),
+        venv=r.string("venv", "/opt/pdfleet/router"),  # virtual environment holding smg
+    )
+    r.finish()
+    return router
+
+
+def _check_topology(cluster: Cluster, problems: Problems) -> None:
+    prefills = [i for i in cluster.instances if i.role == "prefill"]
+    decodes = [i for i in cluster.instances if i.role == "decode"]
+    if not prefills or not decodes:
+        problems.add(None, "instances", "role",
+                     f"{len(prefills)} prefill and {len(decodes)} decode instances",
+                     "at least one prefill and one decode instance")
+    # SGLang: "Different tp size is supported only when one tp is multiple of the other" (server_args.py).
+    for p in prefills:
+        for d in decodes:
+            if max(p.tp, d.tp) % min(p.tp, d.tp):
+                problems.add(p.line, f"instance '{p.name}'", "tp",
+                             f"tp={p.tp} beside decode instance '{d.name}' tp={d.tp}",
+                             "prefill and decode TP sizes where one is a multiple of the other")
+    for instance in cluster.instances:
+        lengths = {m.node: len(cluster.node(m.node).hcas) for m in instance.members}
+        for member in instance.members:
+            node = cluster.node(member.node)
+            if not node.hcas:
+                problems.add(node.line, f"node '{node.name}'", "hcas", "no HCAs",
+                             f"the RDMA HCAs instance '{instance.name}' transfers KV cache over "
+                             "(here or in defaults.hcas)")
+        if len(set(lengths.values()) - {0}) > 1:
+            problems.add(instance.line, f"instance '{instance.name}'", "nodes",
+                         "HCA lists of different lengths: " + ", ".join(f"{n}={k}" for n, k in lengths.items()),
+                         "the same number of HCAs on every node of an instance")
+
+
+def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
+    wanted = {"traffic_class": cluster.network.traffic_class, "gid_index": cluster.network.gid_index}
+    for library, (tc_var, gid_var) in NETWORK_LIBRARIES.items():
+        for key, var in (("traffic_class", tc_var), ("gid_index", gid_var)):
+            value, line = overrides[library][key]
+            if value is not None and value != wanted[key]:
+                problems.add(line, "network", f"{library}.{key}", str(value),
+                             f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value")
+            envs = [("env", cluster.env)] + [(f"instance '{i.name}' env", i.env) for i in cluster.instances]
+            for where, env in envs:
+                if var in env and env[var] != str(wanted[key]):
+                    problems.add(None, where, var, repr(env[var]),
+                                 f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value")
+
+
+def _check_ports(cluster: Cluster, problems: Problems) -> None:
+    bound: dict[str, dict[int, str]] = {n.name: {} for n in cluster.nodes}
+
+    def bind(node: str, port: int, what: str, line: int | None, where: str, field_name: str) -> None:
+        taken = bound[node]
+        if port in taken:
+            problems.add(line, where, field_name, f"port {port} on node '{node}', already used by {taken[port]}",
+                         "a port no other service of that node uses")
+        else:
+            taken[port] = what
+
+    for instance in cluster.instances:
+        where = f"instance '{instance.name}'"
+        for member in instance.members:
+            bind(member.node, instance.ports.http, f"{where} http", instance.line, where, "ports.http")
+        if instance.role == "prefill":
+            bind(instance.head, instance.ports.bootstrap, f"{where} bootstrap", instance.line, where,
+                 "ports.bootstrap")
+        if instance.nnodes > 1:
+            start = instance.ports.dist_init
+            for port in range(start, start + DIST_INIT_PORT_SPAN):
+                bind(instance.head, port, f"{where} dist_init ({start}-{start + DIST_INIT_PORT_SPAN - 1})",
+                     instance.line, where, "ports.dist_init")
+    router = cluster.router
+    bind(router.node, router.port, "router port", None, "router", "port")
+    bind(router.node, router.prometheus_port, "router prometheus_port", None, "router", "prometheus_port")
+
+
+__all__ = [
+    "Cluster", "Instance", "Member", "Model", "Network", "Node", "Ports", "Router", "Runtime", "Ssh",
+    "load_cluster", "NAME_RE",
+]

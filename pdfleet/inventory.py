@@ -1,0 +1,88 @@
+"""The pyinfra side of an inventory: turn `NAME.yaml` into the groups and host data pyinfra expects.
+
+`inventories/NAME.py` calls `pyinfra_groups(__file__)`. The YAML is validated first; on any problem the problems
+are printed, one per line, and pyinfra stops before contacting a host (exit status 2, no traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pdfleet.cluster import Cluster, load_cluster
+from pdfleet.errors import InventoryError
+
+GROUPS = ("prefill", "decode", "router", "spare")
+
+
+def yaml_for(inventory: str | Path) -> Path:
+    """The YAML file of an inventory given as NAME.py or NAME.yaml."""
+    path = Path(inventory)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    return path.with_suffix(".yaml")
+
+
+def display_path(path: Path) -> str:
+    """A path as the person typed it, relative to the working directory where possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def load(inventory: str | Path) -> Cluster:
+    path = yaml_for(inventory)
+    return load_cluster(path, display_path(path))
+
+
+def host_data(cluster: Cluster, node_name: str, yaml_path: Path) -> dict:
+    """What pyinfra knows about one host: how to reach it and where it sits in the cluster."""
+    node = cluster.node(node_name)
+    placement = cluster.placement(node_name)
+    data = {
+        "ssh_hostname": node.address,
+        "ssh_user": cluster.ssh.user,
+        "ssh_port": cluster.ssh.port,
+        "pdfleet_inventory": str(yaml_path.resolve()),
+        "pdfleet_cluster": cluster.name,
+        "pdfleet_address": node.address,
+        "pdfleet_gpus": node.gpus,
+        "pdfleet_hcas": list(node.hcas),
+        "pdfleet_role": placement[0].role if placement else "spare",
+        "pdfleet_instance": placement[0].name if placement else None,
+        "pdfleet_rank": placement[1] if placement else None,
+        "pdfleet_router": cluster.router.node == node_name,
+    }
+    if cluster.ssh.key:
+        data["ssh_key"] = str(Path(cluster.ssh.key).expanduser())
+    if cluster.ssh.known_hosts:
+        data["ssh_known_hosts_file"] = str(Path(cluster.ssh.known_hosts).expanduser())
+        data["ssh_strict_host_key_checking"] = "yes"
+    return data
+
+
+def groups(cluster: Cluster, yaml_path: Path) -> dict[str, list[tuple[str, dict]]]:
+    """pyinfra groups: prefill, decode (nodes by role), router (the router's node), spare (nodes in no instance)."""
+    out: dict[str, list[tuple[str, dict]]] = {name: [] for name in GROUPS}
+    for node in cluster.nodes:
+        data = host_data(cluster, node.name, yaml_path)
+        placement = cluster.placement(node.name)
+        out[placement[0].role if placement else "spare"].append((node.name, data))
+        if cluster.router.node == node.name:
+            out["router"].append((node.name, data))
+    return out
+
+
+def pyinfra_groups(inventory_py: str) -> dict[str, list[tuple[str, dict]]]:
+    """Entry point for inventories/NAME.py; exits with the problem list on an invalid inventory."""
+    yaml_path = yaml_for(inventory_py)
+    try:
+        cluster = load_cluster(yaml_path, display_path(yaml_path))
+    except InventoryError as exc:
+        print(f"pdfleet: {display_path(yaml_path)} is not a valid inventory; nothing was contacted:",
+              file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    return groups(cluster, yaml_path)

@@ -1,0 +1,92 @@
+"""Load YAML keeping line numbers, and refuse what YAML silently forgives (duplicate keys).
+
+Mappings load as `SourceMap` (a dict) and sequences as `SourceList` (a list); both remember the line of each
+key or item, so a validation message can point at the exact line a person has to edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from pdfleet.errors import InventoryError, Problem
+
+
+class SourceMap(dict):
+    """A YAML mapping with the 1-based line of itself (`line`) and of each key (`lines`)."""
+
+    line: int = 0
+    lines: dict
+
+
+class SourceList(list):
+    """A YAML sequence with the 1-based line of itself (`line`) and of each item (`lines`)."""
+
+    line: int = 0
+    lines: list
+
+
+class _LineLoader(yaml.SafeLoader):
+    def __init__(self, stream, filename: str):
+        super().__init__(stream)
+        self.filename = filename
+        self.problems: list[Problem] = []
+
+    def construct_mapping(self, node, deep=False):
+        result = SourceMap()
+        result.line = node.start_mark.line + 1
+        result.lines = {}
+        self.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in result:
+                self.problems.append(
+                    Problem(
+                        self.filename,
+                        line,
+                        "yaml",
+                        str(key),
+                        f"a second '{key}' key (first on line {result.lines[key]})",
+                        "each key once per mapping",
+                    )
+                )
+                continue
+            result[key] = self.construct_object(value_node, deep=True)
+            result.lines[key] = line
+        return result
+
+    def construct_sequence(self, node, deep=False):
+        result = SourceList(self.construct_object(child, deep=True) for child in node.value)
+        result.line = node.start_mark.line + 1
+        result.lines = [child.start_mark.line + 1 for child in node.value]
+        return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence)
+
+
+def load_yaml(path: Path, display_name: str | None = None) -> SourceMap:
+    """Parse `path`; raise InventoryError (never a traceback) on syntax errors, duplicate keys or a non-mapping."""
+    name = display_name or str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InventoryError([Problem(name, None, "file", "-", f"unreadable ({exc.strerror})", "a readable YAML file")])
+    loader = _LineLoader(text, name)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError([Problem(name, line, "yaml", "-", f"a syntax error ({problem})", "valid YAML")])
+    finally:
+        loader.dispose()
+    if loader.problems:
+        raise InventoryError(loader.problems)
+    if not isinstance(data, SourceMap):
+        raise InventoryError([Problem(name, 1, "file", "-", f"a {type(data).__name__}", "a YAML mapping at the top")])
+    return data
