@@ -325,11 +325,15 @@ def _read_nodes(top, problems, gpus, gpu_model, iface, hcas) -> tuple[Node, ...]
             gpus=s.integer("gpus", gpus, lo=1, hi=64),
             gpu_model=s.string("gpu_model", gpu_model),
             management_interface=s.get(
-                "management_interface", str, iface, expected="an interface name",
+                "management_interface",
+                str,
+                iface,
+                expected="an interface name",
                 check=lambda v: bool(IFACE_RE.match(v)),
             ),
-            hcas=s.string_list("hcas", hcas, check=lambda v: bool(HCA_RE.match(v)),
-                               expected="a list of HCA names like mlx5_0"),
+            hcas=s.string_list(
+                "hcas", hcas, check=lambda v: bool(HCA_RE.match(v)), expected="a list of HCA names like mlx5_0"
+            ),
             line=s.line,
         )
         if node.management_interface is None:
@@ -431,8 +435,12 @@ def _read_members(s: Section, node_by_name, owner: dict[str, str], instance_name
             s.error(f"nodes[{index}]", repr(node), f"a node listed under nodes: {', '.join(node_by_name)}", line)
             continue
         if node in owner:
-            s.error(f"nodes[{index}]", f"node {node!r}, already in instance '{owner[node]}'",
-                    "each node in at most one instance", line)
+            s.error(
+                f"nodes[{index}]",
+                f"node {node!r}, already in instance '{owner[node]}'",
+                "each node in at most one instance",
+                line,
+            )
             continue
         owner[node] = instance_name
         members.append(Member(node, rank))
@@ -482,8 +490,9 @@ def _read_router(top: Section, node_by_name) -> Router:
         node=node,
         port=r.port("port", 8000),  # the OpenAI-compatible endpoint clients use
         prometheus_port=r.port("prometheus_port", 29000),  # router metrics
-        version=r.string("version", "1.13.0", check=lambda v: bool(VERSION_RE.match(v)),
-                         expected="an exact smg version"),  # smg (the SGLang PD router) release
+        version=r.string(
+            "version", "1.13.0", check=lambda v: bool(VERSION_RE.match(v)), expected="an exact smg version"
+        ),  # smg (the SGLang PD router) release
         prefill_policy=r.get("prefill_policy", str, "cache_aware", **policy),  # how to pick a prefill instance
         decode_policy=r.get("decode_policy", str, "round_robin", **policy),  # how to pick a decode instance
         # Workers load ~690 GB of weights and warm DeepGEMM before /health answers: wait up to an hour.
@@ -498,28 +507,44 @@ def _check_topology(cluster: Cluster, problems: Problems) -> None:
     prefills = [i for i in cluster.instances if i.role == "prefill"]
     decodes = [i for i in cluster.instances if i.role == "decode"]
     if not prefills or not decodes:
-        problems.add(None, "instances", "role",
-                     f"{len(prefills)} prefill and {len(decodes)} decode instances",
-                     "at least one prefill and one decode instance")
+        problems.add(
+            None,
+            "instances",
+            "role",
+            f"{len(prefills)} prefill and {len(decodes)} decode instances",
+            "at least one prefill and one decode instance",
+        )
     # SGLang: "Different tp size is supported only when one tp is multiple of the other" (server_args.py).
     for p in prefills:
         for d in decodes:
             if max(p.tp, d.tp) % min(p.tp, d.tp):
-                problems.add(p.line, f"instance '{p.name}'", "tp",
-                             f"tp={p.tp} beside decode instance '{d.name}' tp={d.tp}",
-                             "prefill and decode TP sizes where one is a multiple of the other")
+                problems.add(
+                    p.line,
+                    f"instance '{p.name}'",
+                    "tp",
+                    f"tp={p.tp} beside decode instance '{d.name}' tp={d.tp}",
+                    "prefill and decode TP sizes where one is a multiple of the other",
+                )
     for instance in cluster.instances:
         lengths = {m.node: len(cluster.node(m.node).hcas) for m in instance.members}
         for member in instance.members:
             node = cluster.node(member.node)
             if not node.hcas:
-                problems.add(node.line, f"node '{node.name}'", "hcas", "no HCAs",
-                             f"the RDMA HCAs instance '{instance.name}' transfers KV cache over "
-                             "(here or in defaults.hcas)")
+                problems.add(
+                    node.line,
+                    f"node '{node.name}'",
+                    "hcas",
+                    "no HCAs",
+                    f"the RDMA HCAs instance '{instance.name}' transfers KV cache over (here or in defaults.hcas)",
+                )
         if len(set(lengths.values()) - {0}) > 1:
-            problems.add(instance.line, f"instance '{instance.name}'", "nodes",
-                         "HCA lists of different lengths: " + ", ".join(f"{n}={k}" for n, k in lengths.items()),
-                         "the same number of HCAs on every node of an instance")
+            problems.add(
+                instance.line,
+                f"instance '{instance.name}'",
+                "nodes",
+                "HCA lists of different lengths: " + ", ".join(f"{n}={k}" for n, k in lengths.items()),
+                "the same number of HCAs on every node of an instance",
+            )
 
 
 def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
@@ -528,13 +553,23 @@ def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
         for key, var in (("traffic_class", tc_var), ("gid_index", gid_var)):
             value, line = overrides[library][key]
             if value is not None and value != wanted[key]:
-                problems.add(line, "network", f"{library}.{key}", str(value),
-                             f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value")
+                problems.add(
+                    line,
+                    "network",
+                    f"{library}.{key}",
+                    str(value),
+                    f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value",
+                )
             envs = [("env", cluster.env)] + [(f"instance '{i.name}' env", i.env) for i in cluster.instances]
             for where, env in envs:
                 if var in env and env[var] != str(wanted[key]):
-                    problems.add(None, where, var, repr(env[var]),
-                                 f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value")
+                    problems.add(
+                        None,
+                        where,
+                        var,
+                        repr(env[var]),
+                        f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value",
+                    )
 
 
 def _check_ports(cluster: Cluster, problems: Problems) -> None:
@@ -543,8 +578,13 @@ def _check_ports(cluster: Cluster, problems: Problems) -> None:
     def bind(node: str, port: int, what: str, line: int | None, where: str, field_name: str) -> None:
         taken = bound[node]
         if port in taken:
-            problems.add(line, where, field_name, f"port {port} on node '{node}', already used by {taken[port]}",
-                         "a port no other service of that node uses")
+            problems.add(
+                line,
+                where,
+                field_name,
+                f"port {port} on node '{node}', already used by {taken[port]}",
+                "a port no other service of that node uses",
+            )
         else:
             taken[port] = what
 
@@ -553,19 +593,34 @@ def _check_ports(cluster: Cluster, problems: Problems) -> None:
         for member in instance.members:
             bind(member.node, instance.ports.http, f"{where} http", instance.line, where, "ports.http")
         if instance.role == "prefill":
-            bind(instance.head, instance.ports.bootstrap, f"{where} bootstrap", instance.line, where,
-                 "ports.bootstrap")
+            bind(instance.head, instance.ports.bootstrap, f"{where} bootstrap", instance.line, where, "ports.bootstrap")
         if instance.nnodes > 1:
             start = instance.ports.dist_init
             for port in range(start, start + DIST_INIT_PORT_SPAN):
-                bind(instance.head, port, f"{where} dist_init ({start}-{start + DIST_INIT_PORT_SPAN - 1})",
-                     instance.line, where, "ports.dist_init")
+                bind(
+                    instance.head,
+                    port,
+                    f"{where} dist_init ({start}-{start + DIST_INIT_PORT_SPAN - 1})",
+                    instance.line,
+                    where,
+                    "ports.dist_init",
+                )
     router = cluster.router
     bind(router.node, router.port, "router port", None, "router", "port")
     bind(router.node, router.prometheus_port, "router prometheus_port", None, "router", "prometheus_port")
 
 
 __all__ = [
-    "Cluster", "Instance", "Member", "Model", "Network", "Node", "Ports", "Router", "Runtime", "Ssh",
-    "load_cluster", "NAME_RE",
+    "Cluster",
+    "Instance",
+    "Member",
+    "Model",
+    "Network",
+    "Node",
+    "Ports",
+    "Router",
+    "Runtime",
+    "Ssh",
+    "load_cluster",
+    "NAME_RE",
 ]

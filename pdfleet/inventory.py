@@ -80,9 +80,8 @@ def pyinfra_groups(inventory_py: str) -> dict[str, list[tuple[str, dict]]]:
     try:
         cluster = load_cluster(yaml_path, display_path(yaml_path))
     except InventoryError as exc:
-        print(f"pdfleet: {display_path(yaml_path)} is not a valid inventory; nothing was contacted:",
-              file=sys.stderr)
+        print(f"pdfleet: {display_path(yaml_path)} is not a valid inventory; nothing was contacted:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     return groups(cluster, yaml_path)

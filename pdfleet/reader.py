@@ -108,15 +108,20 @@ class Section:
     def string(self, key: str, default: Any = _MISSING, required: bool = False, **kw) -> Any:
         return self.get(key, str, default, required, **kw)
 
-    def integer(self, key: str, default: Any = _MISSING, required: bool = False, lo: int | None = None,
-                hi: int | None = None) -> Any:
+    def integer(
+        self, key: str, default: Any = _MISSING, required: bool = False, lo: int | None = None, hi: int | None = None
+    ) -> Any:
         expected = "an integer"
         if lo is not None and hi is not None:
             expected = f"an integer from {lo} to {hi}"
         elif lo is not None:
             expected = f"an integer of at least {lo}"
         return self.get(
-            key, int, default, required, expected=expected,
+            key,
+            int,
+            default,
+            required,
+            expected=expected,
             check=lambda v: (lo is None or v >= lo) and (hi is None or v <= hi),
         )
 
@@ -128,13 +133,22 @@ class Section:
 
     def name(self, key: str, default: Any = _MISSING, required: bool = False) -> Any:
         return self.get(
-            key, str, default, required,
+            key,
+            str,
+            default,
+            required,
             expected="a name of lowercase letters, digits and '-' (it becomes a host, unit and file name)",
             check=lambda v: bool(NAME_RE.match(v)),
         )
 
-    def string_list(self, key: str, default: Any = _MISSING, required: bool = False,
-                    check: Callable[[str], bool] | None = None, expected: str = "a list of strings") -> Any:
+    def string_list(
+        self,
+        key: str,
+        default: Any = _MISSING,
+        required: bool = False,
+        check: Callable[[str], bool] | None = None,
+        expected: str = "a list of strings",
+    ) -> Any:
         value = self.raw(key, default, required)
         if key not in self.data:
             return value

@@ -109,8 +109,7 @@ def plan(cluster: Cluster) -> ServingPlan:
     return ServingPlan(cluster, dialect.version, tuple(servers), _router_spec(cluster))
 
 
-def _server_spec(cluster: Cluster, dialect: dialects.Dialect, instance: Instance, rank: int,
-                 node: Node) -> ServerSpec:
+def _server_spec(cluster: Cluster, dialect: dialects.Dialect, instance: Instance, rank: int, node: Node) -> ServerSpec:
     opts = PROFILES[cluster.model.profile](cluster, instance, rank, node)
     server_args = tuple(dialect.spell(opts)) + instance.extra_args
     env_file = f"{ENV_DIR}/{instance.name}.env"
@@ -150,14 +149,25 @@ def _launchers(cluster: Cluster, instance: Instance, env_file: str) -> tuple[tup
         model = cluster.model.path
         cache = cluster.deep_gemm_cache
         return (
-            DOCKER, "run", "--rm", f"--name={name}",
+            DOCKER,
+            "run",
+            "--rm",
+            f"--name={name}",
             # RDMA and NVLink need the host's network, IPC namespace and devices; memlock unlimited for
             # registering GPU memory with the NICs (Mooncake and SGLang's multi-node docker docs).
-            "--network=host", "--ipc=host", "--privileged", "--gpus=all",
-            "--ulimit=memlock=-1", "--ulimit=stack=67108864", "--shm-size=32g",
+            "--network=host",
+            "--ipc=host",
+            "--privileged",
+            "--gpus=all",
+            "--ulimit=memlock=-1",
+            "--ulimit=stack=67108864",
+            "--shm-size=32g",
             f"--env-file={env_file}",
-            f"--volume={model}:{model}:ro", f"--volume={cache}:{cache}",
-            runtime.image, "python3", "-m",
+            f"--volume={model}:{model}:ro",
+            f"--volume={cache}:{cache}",
+            runtime.image,
+            "python3",
+            "-m",
         )
 
     return (
@@ -167,8 +177,14 @@ def _launchers(cluster: Cluster, instance: Instance, env_file: str) -> tuple[tup
 
 
 # Flags that differ between nodes of one key without changing which kernels get compiled.
-_NODE_LOCAL_FLAGS = {"--host", "--port", "--node-rank", "--dist-init-addr", "--disaggregation-ib-device",
-                     "--disaggregation-bootstrap-port"}
+_NODE_LOCAL_FLAGS = {
+    "--host",
+    "--port",
+    "--node-rank",
+    "--dist-init-addr",
+    "--disaggregation-ib-device",
+    "--disaggregation-bootstrap-port",
+}
 
 
 def _deep_gemm_key(cluster: Cluster, dialect: dialects.Dialect, node: Node, server_args: tuple[str, ...]) -> str:
@@ -206,13 +222,20 @@ def _router_spec(cluster: Cluster) -> RouterSpec:
             # Only rank 0 serves the API; higher ranks answer a health stub and must never receive traffic.
             args += ["--decode", f"http://{head.address}:{instance.ports.http}"]
     args += [
-        "--host", "0.0.0.0",
-        "--port", str(router.port),
-        "--prefill-policy", router.prefill_policy,
-        "--decode-policy", router.decode_policy,
-        "--worker-startup-timeout-secs", str(router.worker_startup_timeout_secs),
-        "--prometheus-host", "0.0.0.0",
-        "--prometheus-port", str(router.prometheus_port),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(router.port),
+        "--prefill-policy",
+        router.prefill_policy,
+        "--decode-policy",
+        router.decode_policy,
+        "--worker-startup-timeout-secs",
+        str(router.worker_startup_timeout_secs),
+        "--prometheus-host",
+        "0.0.0.0",
+        "--prometheus-port",
+        str(router.prometheus_port),
     ]
     host = cluster.node(router.node)
     return RouterSpec(

@@ -74,7 +74,9 @@ def load_yaml(path: Path, display_name: str | None = None) -> SourceMap:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise InventoryError([Problem(name, None, "file", "-", f"unreadable ({exc.strerror})", "a readable YAML file")])
+        raise InventoryError(
+            [Problem(name, None, "file", "-", f"unreadable ({exc.strerror})", "a readable YAML file")]
+        ) from None
     loader = _LineLoader(text, name)
     try:
         data = loader.get_single_data()
@@ -82,7 +84,7 @@ def load_yaml(path: Path, display_name: str | None = None) -> SourceMap:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise InventoryError([Problem(name, line, "yaml", "-", f"a syntax error ({problem})", "valid YAML")])
+        raise InventoryError([Problem(name, line, "yaml", "-", f"a syntax error ({problem})", "valid YAML")]) from None
     finally:
         loader.dispose()
     if loader.problems:
