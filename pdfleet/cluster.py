@@ -146,6 +146,7 @@ class Cluster:
     ssh: Ssh
     deep_gemm_cache: str
     precompile_timeout: int
+    start_timeout: int
     env: dict = field(default_factory=dict, hash=False)
 
     def node(self, name: str) -> Node:
@@ -273,15 +274,15 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     if deep_gemm_cache is not None and not _absolute(deep_gemm_cache):
         sg.error("deep_gemm_cache", repr(deep_gemm_cache), "an absolute path")
     precompile_timeout = sg.integer("precompile_timeout", 3600, lo=60)  # seconds for compile_deep_gemm
+    start_timeout = sg.integer("start_timeout", 3600, lo=60)  # seconds from start to a healthy /health
     sg.finish()
 
     runtime = _read_runtime(top)
     router = _read_router(top, node_by_name)
 
     top.finish()
-    if problems.items:
-        return None
-
+    # Cross-field checks run even when some fields were invalid, so one pass reports as much as it can;
+    # each check skips what could not be read.
     cluster = Cluster(
         name=cluster_name,
         source=problems.file,
@@ -296,6 +297,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         ssh=ssh,
         deep_gemm_cache=deep_gemm_cache,
         precompile_timeout=precompile_timeout,
+        start_timeout=start_timeout,
         env=cluster_env,
     )
     _check_topology(cluster, problems)
@@ -517,7 +519,7 @@ def _check_topology(cluster: Cluster, problems: Problems) -> None:
     # SGLang: "Different tp size is supported only when one tp is multiple of the other" (server_args.py).
     for p in prefills:
         for d in decodes:
-            if max(p.tp, d.tp) % min(p.tp, d.tp):
+            if p.tp and d.tp and max(p.tp, d.tp) % min(p.tp, d.tp):
                 problems.add(
                     p.line,
                     f"instance '{p.name}'",
@@ -526,7 +528,7 @@ def _check_topology(cluster: Cluster, problems: Problems) -> None:
                     "prefill and decode TP sizes where one is a multiple of the other",
                 )
     for instance in cluster.instances:
-        lengths = {m.node: len(cluster.node(m.node).hcas) for m in instance.members}
+        lengths = {m.node: len(cluster.node(m.node).hcas or ()) for m in instance.members}
         for member in instance.members:
             node = cluster.node(member.node)
             if not node.hcas:
@@ -549,6 +551,8 @@ def _check_topology(cluster: Cluster, problems: Problems) -> None:
 
 def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
     wanted = {"traffic_class": cluster.network.traffic_class, "gid_index": cluster.network.gid_index}
+    if None in wanted.values():
+        return
     for library, (tc_var, gid_var) in NETWORK_LIBRARIES.items():
         for key, var in (("traffic_class", tc_var), ("gid_index", gid_var)):
             value, line = overrides[library][key]
@@ -575,7 +579,9 @@ def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
 def _check_ports(cluster: Cluster, problems: Problems) -> None:
     bound: dict[str, dict[int, str]] = {n.name: {} for n in cluster.nodes}
 
-    def bind(node: str, port: int, what: str, line: int | None, where: str, field_name: str) -> None:
+    def bind(node: str, port: int | None, what: str, line: int | None, where: str, field_name: str) -> None:
+        if port is None or node not in bound:
+            return
         taken = bound[node]
         if port in taken:
             problems.add(
@@ -594,7 +600,7 @@ def _check_ports(cluster: Cluster, problems: Problems) -> None:
             bind(member.node, instance.ports.http, f"{where} http", instance.line, where, "ports.http")
         if instance.role == "prefill":
             bind(instance.head, instance.ports.bootstrap, f"{where} bootstrap", instance.line, where, "ports.bootstrap")
-        if instance.nnodes > 1:
+        if instance.nnodes > 1 and instance.ports.dist_init is not None:
             start = instance.ports.dist_init
             for port in range(start, start + DIST_INIT_PORT_SPAN):
                 bind(

@@ -239,8 +239,7 @@ def rust_stage(args: list[str], prefix: list[str]) -> tuple[bool, str | None]:
         while verdict is None:
             left = deadline - time.monotonic()
             if left <= 0:
-                verdict = (False, "rust stage inconclusive: no validation verdict within "
-                           f"{RUST_TIMEOUT_S:.0f}s")
+                verdict = (False, f"rust stage inconclusive: no validation verdict within {RUST_TIMEOUT_S:.0f}s")
                 break
             if not sel.select(timeout=min(left, 0.5)):
                 if proc.poll() is not None and not buf:
@@ -267,10 +266,8 @@ def rust_stage(args: list[str], prefix: list[str]) -> tuple[bool, str | None]:
     finally:
         if proc.poll() is None:
             proc.kill()  # this child only, by its pid
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
         if proc.stdout is not None:
             proc.stdout.close()
     return verdict
@@ -281,8 +278,15 @@ def rust_stage(args: list[str], prefix: list[str]) -> tuple[bool, str | None]:
 
 def check_case(case: dict, version: str, rust_prefix: list[str] | None, rust_enabled: bool) -> dict:
     cid = case.get("id") if isinstance(case, dict) else None
-    result = {"id": cid, "ok": False, "error": None, "parsed": None, "warnings": [],
-              "rust_validated": None, "smg_version": version}
+    result = {
+        "id": cid,
+        "ok": False,
+        "error": None,
+        "parsed": None,
+        "warnings": [],
+        "rust_validated": None,
+        "smg_version": version,
+    }
     args = case.get("args") if isinstance(case, dict) else None
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         result["error"] = "case must be an object with 'args': list of strings"
@@ -305,8 +309,9 @@ def check_case(case: dict, version: str, rust_prefix: list[str] | None, rust_ena
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--no-rust", action="store_true",
-                    help="skip the Rust RouterConfig validation stage (unshare --net child)")
+    ap.add_argument(
+        "--no-rust", action="store_true", help="skip the Rust RouterConfig validation stage (unshare --net child)"
+    )
     ap.add_argument("--rust-child", action="store_true", help=argparse.SUPPRESS)
     opts = ap.parse_args(argv)
     if opts.rust_child:

@@ -1,0 +1,314 @@
+"""The `pdfleet` command: offline views of an inventory (check, plan, render, diff).
+
+INVENTORY is the file pyinfra takes (inventories/prod.py) or its YAML (inventories/prod.yaml). Exit status:
+0 success, 1 differences found (diff), 2 invalid inventory or usage error. An invalid inventory prints one line
+per problem and never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from io import BytesIO
+from pathlib import Path
+
+import click
+
+from pdfleet import __version__
+from pdfleet.cluster import Cluster
+from pdfleet.errors import InventoryError
+from pdfleet.inventory import display_path, load, yaml_for
+from pdfleet.render import RenderedFile, render, write_tree
+from pdfleet.serving import ServingPlan, plan
+
+RENDER_MARKER = ".pdfleet-render"
+
+
+def _fail(message: str, lines: list[str] | None = None) -> None:
+    click.echo(f"pdfleet: {message}", err=True)
+    for line in lines or []:
+        click.echo(f"  {line}", err=True)
+    sys.exit(2)
+
+
+def _load(inventory: str, sglang_version: str | None = None) -> Cluster:
+    try:
+        cluster = load(inventory)
+        if sglang_version:
+            cluster = cluster.with_sglang_version(sglang_version)
+    except InventoryError as exc:
+        _fail(
+            f"{display_path(yaml_for(inventory))} is not a valid inventory; nothing was contacted:",
+            [str(p) for p in exc.problems],
+        )
+    return cluster
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _short_hcas(hcas: tuple[str, ...]) -> str:
+    return f"{len(hcas)}: {','.join(hcas)}" if hcas else "-"
+
+
+inventory_argument = click.argument("inventory", type=click.Path(dir_okay=False))
+version_option = click.option(
+    "--sglang-version", default=None, metavar="V", help="Plan for this SGLang version instead of the inventory's."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pdfleet")
+def main() -> None:
+    """Provision and verify SGLang prefill/decode clusters with pyinfra."""
+
+
+@main.command()
+@inventory_argument
+@version_option
+def check(inventory: str, sglang_version: str | None) -> None:
+    """Validate INVENTORY and print its nodes, instances, parallelism and ports."""
+    cluster = _load(inventory, sglang_version)
+    gpus = sum(n.gpus for n in cluster.nodes)
+    click.echo(
+        f"{display_path(yaml_for(inventory))}: cluster {cluster.name} is valid: {len(cluster.nodes)} nodes, "
+        f"{gpus} GPUs, SGLang {cluster.sglang_version}, {cluster.model.repo}@{cluster.model.revision[:12]}, "
+        f"runtime {cluster.runtime.kind}"
+    )
+    click.echo()
+    rows = [["NODE", "ADDRESS", "GPUS", "ROLE", "INSTANCE", "RANK", "HCAS"]]
+    for node in cluster.nodes:
+        placement = cluster.placement(node.name)
+        rows.append(
+            [
+                node.name,
+                node.address,
+                f"{node.gpus}x{node.gpu_model}",
+                placement[0].role if placement else "spare",
+                placement[0].name if placement else "-",
+                str(placement[1]) if placement else "-",
+                _short_hcas(node.hcas),
+            ]
+        )
+    click.echo(_table(rows))
+    click.echo()
+    rows = [["INSTANCE", "ROLE", "NODES", "GPUS", "TP", "DP-ATTN", "EP", "HTTP", "BOOTSTRAP", "DIST-INIT"]]
+    for inst in cluster.instances:
+        head = cluster.node(inst.head)
+        rows.append(
+            [
+                inst.name,
+                inst.role,
+                ",".join(m.node for m in inst.members),
+                str(sum(cluster.node(m.node).gpus for m in inst.members)),
+                str(inst.tp),
+                str(inst.dp),
+                str(inst.ep),
+                str(inst.ports.http),
+                str(inst.ports.bootstrap) if inst.role == "prefill" else "-",
+                f"{head.address}:{inst.ports.dist_init}" if inst.nnodes > 1 else "-",
+            ]
+        )
+    click.echo(_table(rows))
+    click.echo()
+    router = cluster.router
+    host = cluster.node(router.node)
+    click.echo(
+        f"router: smg {router.version} on {router.node}, http://{host.address}:{router.port} "
+        f"(metrics :{router.prometheus_port}), prefill policy {router.prefill_policy}, "
+        f"decode policy {router.decode_policy}"
+    )
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def plan_document(serving: ServingPlan, files: dict[str, dict[str, RenderedFile]]) -> dict:
+    """The plan as one JSON-able object: what each host runs and holds."""
+    return {
+        "cluster": serving.cluster.name,
+        "sglang_version": serving.sglang_version,
+        "nodes": [
+            {
+                "host": spec.host,
+                "address": spec.address,
+                "role": spec.role,
+                "instance": spec.instance,
+                "rank": spec.rank,
+                "nnodes": spec.nnodes,
+                "unit": spec.unit,
+                "argv": list(spec.argv),
+                "server_args": list(spec.server_args),
+                "env": spec.env,
+                "precompile_argv": list(spec.precompile_argv),
+                "files": [
+                    {"path": path, "mode": f.mode, "sha256": _sha256(f.content)} for path, f in files[spec.host].items()
+                ],
+            }
+            for spec in serving.servers
+        ],
+        "router": {
+            "host": serving.router.host,
+            "argv": list(serving.router.argv),
+            "url": serving.router.url,
+        },
+    }
+
+
+@main.command("plan")
+@inventory_argument
+@version_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for machines and CI).")
+def plan_command(inventory: str, sglang_version: str | None, as_json: bool) -> None:
+    """Print what every node will run: command, environment, DeepGEMM precompile, files."""
+    cluster = _load(inventory, sglang_version)
+    serving = plan(cluster)
+    files = render(serving)
+    if as_json:
+        click.echo(json.dumps(plan_document(serving, files), indent=2))
+        return
+    click.echo(f"cluster {cluster.name}: SGLang {serving.sglang_version}, {len(serving.servers)} serving nodes")
+    for spec in serving.servers:
+        click.echo()
+        click.echo(
+            f"== {spec.host} ({spec.address}): {spec.role} instance {spec.instance}, "
+            f"rank {spec.rank} of {spec.nnodes}, unit {spec.unit}"
+        )
+        click.echo("command:")
+        click.echo("  " + _wrap(spec.argv))
+        click.echo("environment:")
+        for name, value in spec.env.items():
+            click.echo(f"  {name}={value}")
+        click.echo(f"DeepGEMM precompile ({spec.precompile_unit}):")
+        click.echo("  " + _wrap(spec.precompile_argv))
+        click.echo("files: " + ", ".join(files[spec.host]))
+    click.echo()
+    click.echo(f"== router on {serving.router.host}: {serving.router.url}")
+    click.echo("  " + _wrap(serving.router.argv))
+
+
+def _wrap(argv) -> str:
+    out: list[str] = []
+    for arg in argv:
+        if arg.startswith("--") and out:
+            out.append("\\\n    ")
+        out.append(arg if arg and " " not in arg else json.dumps(arg))
+    return " ".join(out).replace(" \\\n    ", " \\\n    ")
+
+
+@main.command("render")
+@inventory_argument
+@version_option
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory to write <host>/<absolute path> into (replaced if it holds an earlier render).",
+)
+def render_command(inventory: str, sglang_version: str | None, out_dir: str) -> None:
+    """Write every file each host must hold under OUT/<host>/<absolute path>."""
+    cluster = _load(inventory, sglang_version)
+    files = render(plan(cluster))
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not (out / RENDER_MARKER).exists():
+            _fail(
+                f"{out_dir} exists and is not an earlier pdfleet render; refusing to replace it "
+                "(choose an empty or new directory)"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RENDER_MARKER).write_text("Written by `pdfleet render`; replaced on every render.\n")
+    written = write_tree(files, out)
+    click.echo(f"rendered {len(written)} files for {len(files)} hosts of cluster {cluster.name} into {out_dir}")
+
+
+def _git(repo: Path, *args: str, binary: bool = False):
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
+    if result.returncode != 0:
+        _fail(f"git {' '.join(args)} failed: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout if binary else result.stdout.decode()
+
+
+def _render_at_revision(inventory: Path, rev: str, workdir: Path) -> Path:
+    """Render the inventory as it was at git revision REV, with the code and templates of that revision."""
+    repo = Path(_git(inventory.parent, "rev-parse", "--show-toplevel").strip())
+    relative = inventory.resolve().relative_to(repo)
+    src = workdir / "src"
+    src.mkdir()
+    archive = _git(repo, "archive", "--format=tar", rev, binary=True)
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(src, filter="data")
+    if not (src / relative).exists():
+        _fail(f"{relative} does not exist at revision {rev}")
+    out = workdir / "out"
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pdfleet.cli", "render", str(relative), "--out", str(out)],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        _fail(f"rendering {relative} at revision {rev} failed:", result.stderr.strip().splitlines())
+    return out
+
+
+def _read_tree(root: Path) -> dict[str, str]:
+    tree = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != RENDER_MARKER:
+            tree[str(path.relative_to(root))] = path.read_text()
+    return tree
+
+
+@main.command("diff")
+@inventory_argument
+@click.option("--against", "rev", required=True, metavar="REV", help="git revision to compare with (e.g. origin/main).")
+def diff_command(inventory: str, rev: str) -> None:
+    """Show what would change on each host between git revision REV and the working tree, offline.
+
+    Prints a unified diff per changed file; exit 0 with no output when nothing changes, 1 when something does.
+    """
+    path = yaml_for(inventory)
+    cluster = _load(inventory)
+    with tempfile.TemporaryDirectory(prefix="pdfleet-diff-") as tmp:
+        old_root = _render_at_revision(path, rev, Path(tmp))
+        old = _read_tree(old_root)
+        new_root = Path(tmp) / "new"
+        write_tree(render(plan(cluster)), new_root)
+        new = _read_tree(new_root)
+    changed = 0
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name), new.get(name)
+        if before == after:
+            continue
+        changed += 1
+        lines = difflib.unified_diff(
+            (before or "").splitlines(keepends=True),
+            (after or "").splitlines(keepends=True),
+            fromfile=f"a/{name}" if before is not None else "/dev/null",
+            tofile=f"b/{name}" if after is not None else "/dev/null",
+        )
+        click.echo("".join(lines), nl=False)
+    if changed:
+        hosts = sorted({name.split("/", 1)[0] for name in set(old) | set(new) if old.get(name) != new.get(name)})
+        click.echo(f"# {changed} file(s) differ on {len(hosts)} host(s): {', '.join(hosts)}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
