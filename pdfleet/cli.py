@@ -53,7 +53,7 @@ def _load(inventory: str, sglang_version: str | None = None) -> Cluster:
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def _short_hcas(hcas: tuple[str, ...]) -> str:
