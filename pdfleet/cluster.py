@@ -82,9 +82,9 @@ class Instance:
         return len(self.members)
 
     @property
-    def head(self) -> str:
+    def head(self) -> str | None:
         """The node of rank 0: the HTTP API, the bootstrap server and the dist-init address live there."""
-        return self.members[0].node
+        return self.members[0].node if self.members else None
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def load_cluster(path: str | Path, display_name: str | None = None) -> Cluster:
     name = display_name or str(path)
     data = load_yaml(path, name)
     problems = Problems(name)
-    cluster = _read_cluster(Section(data, "cluster", problems), problems, name)
+    cluster = _read_cluster(Section(data, "inventory", problems), problems, name)
     if problems.items:
         raise InventoryError(problems.items)
     assert cluster is not None
@@ -598,9 +598,9 @@ def _check_ports(cluster: Cluster, problems: Problems) -> None:
         where = f"instance '{instance.name}'"
         for member in instance.members:
             bind(member.node, instance.ports.http, f"{where} http", instance.line, where, "ports.http")
-        if instance.role == "prefill":
+        if instance.role == "prefill" and instance.head:
             bind(instance.head, instance.ports.bootstrap, f"{where} bootstrap", instance.line, where, "ports.bootstrap")
-        if instance.nnodes > 1 and instance.ports.dist_init is not None:
+        if instance.nnodes > 1 and instance.head and instance.ports.dist_init is not None:
             start = instance.ports.dist_init
             for port in range(start, start + DIST_INIT_PORT_SPAN):
                 bind(
