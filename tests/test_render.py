@@ -1,0 +1,106 @@
+"""The offline render: golden files for prod, determinism, no secrets, every unit passes systemd-analyze verify."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pdfleet.inventory import load
+from pdfleet.render import exec_lines, render, systemd_quote, write_tree
+from pdfleet.serving import plan
+from pdfleet.synthetic import inventory_document, write_inventory
+from tests.systemd_verify import verify_units
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests/golden/prod"
+PDFLEET = [os.fspath(Path(os.sys.executable).parent / "pdfleet")]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_prod_render_matches_golden_files(tmp_path):
+    write_tree(render(plan(load(ROOT / "inventories/prod.py"))), tmp_path)
+    if os.environ.get("PDFLEET_UPDATE_GOLDEN"):
+        import shutil
+
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        shutil.copytree(tmp_path, GOLDEN)
+    rendered, golden = tree(tmp_path), tree(GOLDEN)
+    assert sorted(rendered) == sorted(golden), "files added or missing: PDFLEET_UPDATE_GOLDEN=1 to accept"
+    for name in golden:
+        assert rendered[name] == golden[name], f"{name} differs from its golden file: PDFLEET_UPDATE_GOLDEN=1 to accept"
+    assert len(golden) == 17
+
+
+def test_render_command_is_byte_identical_across_runs_and_holds_no_secrets(tmp_path):
+    env = {**os.environ, "HF_TOKEN": "hf_NeverInARenderedFile123"}
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        result = subprocess.run(
+            [*PDFLEET, "render", "inventories/prod.py", "--out", str(out)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"rendered 17 files for 4 hosts of cluster prod into {out}\n"
+    assert tree(first) == tree(second)
+    assert not any(b"hf_NeverInARenderedFile123" in data for data in tree(first).values())
+
+
+def test_render_refuses_to_replace_a_directory_it_did_not_write(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = subprocess.run(
+        [*PDFLEET, "render", "inventories/prod.py", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "is not an earlier pdfleet render; refusing to replace it" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def units_by_host(files) -> dict[str, dict[str, str]]:
+    return {
+        host: {Path(path).name: f.content for path, f in paths.items() if path.endswith(".service")}
+        for host, paths in files.items()
+    }
+
+
+@pytest.mark.parametrize("runtime", ["venv", "container"])
+def test_every_rendered_unit_passes_systemd_analyze_verify(tmp_path, runtime):
+    doc = inventory_document(prefill=[1, 2], decode=[2, 1])
+    if runtime == "container":
+        doc["runtime"] = {"kind": "container", "image": "lmsysorg/sglang@sha256:" + "ab" * 32}
+    files = render(plan(load(write_inventory(tmp_path / "inv", doc))))
+    checked = 0
+    for host, units in units_by_host(files).items():
+        status, output = verify_units(units, tmp_path / "root" / host)
+        assert (status, output) == (0, ""), f"{host}: {output}"
+        checked += len(units)
+    assert checked == 2 * 6 + 1  # a serving and a precompile unit per node, and the router
+
+
+def test_verify_catches_a_broken_unit(tmp_path):
+    files = render(plan(load(ROOT / "inventories/prod.py")))
+    units = units_by_host(files)["prefill-1"]
+    units["sglang-prefill-1.service"] = units["sglang-prefill-1.service"].replace("Restart=always", "Restart=sometimes")
+    status, output = verify_units(units, tmp_path)
+    assert "Failed to parse service restart specifier" in output
+
+
+def test_systemd_quoting_keeps_specifiers_and_variables_literal():
+    assert systemd_quote("--dist-init-addr") == "--dist-init-addr"
+    assert systemd_quote("50%") == "50%%"
+    assert systemd_quote("$HOME") == '"$$HOME"'
+    assert systemd_quote('{"0": "mlx5_0"}') == '"{\\"0\\": \\"mlx5_0\\"}"'
+    assert exec_lines(["/bin/x", "-m", "mod", "--a", "1", "2", "--b"]) == "/bin/x -m mod \\\n    --a 1 2 \\\n    --b"
