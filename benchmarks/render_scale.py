@@ -62,12 +62,16 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"median of {args.repeat} runs per size (seconds)")
-    print(f"{'nodes':>6} {'files':>6} {'validate':>9} {'plan':>8} {'render':>8} {'total':>8} {'ms/node':>8} {'x prev':>7}")
+    print(
+        f"{'nodes':>6} {'files':>6} {'validate':>9} {'plan':>8} {'render':>8} {'total':>8} {'ms/node':>8} {'x prev':>7}"
+    )
     previous = None
     for r in results:
         growth = f"{r['total'] / previous['total']:.2f}" if previous else "-"
-        print(f"{r['nodes']:>6} {r['files']:>6} {r['validate']:>9.4f} {r['plan']:>8.4f} {r['render']:>8.4f} "
-              f"{r['total']:>8.4f} {1000 * r['total'] / r['nodes']:>8.2f} {growth:>7}")
+        print(
+            f"{r['nodes']:>6} {r['files']:>6} {r['validate']:>9.4f} {r['plan']:>8.4f} {r['render']:>8.4f} "
+            f"{r['total']:>8.4f} {1000 * r['total'] / r['nodes']:>8.2f} {growth:>7}"
+        )
         previous = r
     per_node = [r["total"] / r["nodes"] for r in results]
     print(f"per-node cost at 256 vs 16 nodes: {per_node[-1] / per_node[1]:.2f}x (1.0 = linear)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from pdfleet import dialects
@@ -149,19 +150,20 @@ class Cluster:
     start_timeout: int
     env: dict = field(default_factory=dict, hash=False)
 
+    @cached_property
+    def _nodes_by_name(self) -> dict[str, Node]:
+        return {node.name: node for node in self.nodes}
+
+    @cached_property
+    def _placements(self) -> dict[str, tuple[Instance, int]]:
+        return {m.node: (instance, m.rank) for instance in self.instances for m in instance.members}
+
     def node(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
+        return self._nodes_by_name[name]
 
     def placement(self, node_name: str) -> tuple[Instance, int] | None:
         """The instance a node serves in and its rank there, or None for a spare node."""
-        for instance in self.instances:
-            for member in instance.members:
-                if member.node == node_name:
-                    return instance, member.rank
-        return None
+        return self._placements.get(node_name)
 
     def with_sglang_version(self, version: str) -> Cluster:
         if version not in dialects.DIALECTS:

@@ -126,3 +126,21 @@ V0_5_23 = Dialect(
 
 DIALECTS: dict[str, Dialect] = {d.version: d for d in (V0_5_6_POST2, V0_5_23)}
 DEFAULT_VERSION = "0.5.23"
+
+
+def translation_table() -> str:
+    """The translations of every dialect as a Markdown table (docs/dialects.md is generated from it)."""
+    lines = ["| SGLang | recipe (0.5.6.post2) | becomes | why | source |", "| --- | --- | --- | --- | --- |"]
+    for dialect in DIALECTS.values():
+        for rule in dialect.rules:
+            if rule.action == "rename":
+                becomes = f"`{rule.to}`"
+            elif rule.action == "value":
+                becomes = ", ".join(f"`{a}` -> `{b}`" for a, b in rule.values.items())
+            else:
+                becomes = "dropped"
+            condition = f" (with `{rule.only_with}`)" if rule.only_with else ""
+            lines.append(
+                f"| {dialect.version} | `{rule.flag}`{condition} | {becomes} | {rule.reason} | {rule.source} |"
+            )
+    return "\n".join(lines) + "\n"

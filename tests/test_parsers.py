@@ -46,8 +46,12 @@ def sglang_parse(version: str, cases: list[dict]) -> dict[str, dict]:
     _need(site)
     result = subprocess.run(
         [str(python), str(ROOT / "tests/tools/sglang_argcheck.py")],
-        input=json.dumps(cases), capture_output=True, text=True, check=False,
-        env={**os.environ, "PYTHONPATH": str(site)}, timeout=600,
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = {r["id"]: r for r in json.loads(result.stdout)}
@@ -60,7 +64,11 @@ def smg_parse(cases: list[dict]) -> dict[str, dict]:
     _need(python)
     result = subprocess.run(
         [str(python), str(ROOT / "tests/tools/smg_argcheck.py")],
-        input=json.dumps(cases), capture_output=True, text=True, check=False, timeout=600,
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return {r["id"]: r for r in json.loads(result.stdout)}
@@ -153,10 +161,12 @@ def test_router_argv_parses_with_smgs_own_parser(all_plans):
         heads = {i.name: cluster.node(i.head) for i in cluster.instances}
         assert parsed["prefill"] == [
             {"url": f"http://{heads[i.name].address}:8055", "bootstrap_port": 8998}
-            for i in cluster.instances if i.role == "prefill"
+            for i in cluster.instances
+            if i.role == "prefill"
         ]
-        assert parsed["decode"] == [f"http://{heads[i.name].address}:8055" for i in cluster.instances
-                                    if i.role == "decode"]
+        assert parsed["decode"] == [
+            f"http://{heads[i.name].address}:8055" for i in cluster.instances if i.role == "decode"
+        ]
         assert (parsed["port"], parsed["prometheus_port"]) == (8000, 29000)
         assert parsed["worker_startup_timeout_secs"] == 3600
         assert (parsed["effective_prefill_policy"], parsed["effective_decode_policy"]) == ("cache_aware", "round_robin")
