@@ -28,9 +28,10 @@ IFACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 DIGEST_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
 REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
 VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+-]*$")
-# SGLang binds the dist-init port and the next five (torch dist, tokenizer, detokenizer, rpc, metrics,
-# scheduler input) on node rank 0: PortArgs in sglang/srt/server_args.py (0.5.6.post2).
-DIST_INIT_PORT_SPAN = 6
+# With --dist-init-addr HOST:PORT, SGLang binds PORT (torch.distributed) and the next ports for its own
+# sockets on node rank 0 (PORT+1..+5 in 0.5.6.post2, PORT+1..+6 in 0.5.23: PortArgs in sglang/srt/server_args.py),
+# and the DP-attention handshake on PORT+13 (a constant in both: DP_ATTENTION_HANDSHAKE_PORT_DELTA).
+DIST_INIT_PORT_OFFSETS = (0, 1, 2, 3, 4, 5, 6, 13)
 # Per-library overrides of the RoCE traffic class and GID index, and the environment variables that set them.
 NETWORK_LIBRARIES = {
     "nccl": ("NCCL_IB_TC", "NCCL_IB_GID_INDEX"),
@@ -604,11 +605,11 @@ def _check_ports(cluster: Cluster, problems: Problems) -> None:
             bind(instance.head, instance.ports.bootstrap, f"{where} bootstrap", instance.line, where, "ports.bootstrap")
         if instance.nnodes > 1 and instance.head and instance.ports.dist_init is not None:
             start = instance.ports.dist_init
-            for port in range(start, start + DIST_INIT_PORT_SPAN):
+            for offset in DIST_INIT_PORT_OFFSETS:
                 bind(
                     instance.head,
-                    port,
-                    f"{where} dist_init ({start}-{start + DIST_INIT_PORT_SPAN - 1})",
+                    start + offset,
+                    f"{where} dist_init ({start}-{start + 6} and {start + 13})",
                     instance.line,
                     where,
                     "ports.dist_init",

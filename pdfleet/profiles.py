@@ -89,8 +89,11 @@ def deepseek_v32_opts(cluster: Cluster, instance: Instance, rank: int, node: Nod
     return opts
 
 
-# SGLang's PD timeouts from the recipe: give up on a KV handshake after 80 s instead of 300 s, so a dead peer
-# fails requests fast instead of stalling them (SGLANG_DISAGGREGATION_* in sglang/srt/environ.py).
+# The recipe's PD environment. The two timeouts give up on a KV handshake after 80 s instead of 300 s, so a dead
+# peer fails requests fast instead of stalling them (SGLANG_DISAGGREGATION_* in sglang/srt/environ.py).
+# SGLANG_DP_ATTENTION_HANDSHAKE_PORT_DELTA is carried because the recipe sets it, but neither 0.5.6.post2 nor
+# 0.5.23 reads it: both hard-code the handshake at dist-init port + 13 (DP_ATTENTION_HANDSHAKE_PORT_DELTA in
+# sglang/srt/server_args.py), which is the port the inventory check reserves.
 PD_ENV = {
     "SGLANG_DP_ATTENTION_HANDSHAKE_PORT_DELTA": "30",
     "SGLANG_DISAGGREGATION_WAITING_TIMEOUT": "80",

@@ -148,7 +148,7 @@ def test_general_topologies(tmp_path, shape):
         assert instance.tp == 8 * instance.nnodes == instance.dp == instance.ep
         for spec in specs:
             opts = options(spec.server_args)
-            assert opts["--tp"] == (str(instance.tp),)
+            assert opts["--tp-size"] == (str(instance.tp),)
             if instance.nnodes > 1:
                 assert opts["--nnodes"] == (str(instance.nnodes),)
                 assert opts["--node-rank"] == (str(spec.rank),)

@@ -159,8 +159,8 @@ def compile_parser_factory(server_args_module):
     spec = importlib.util.find_spec("sglang.compile_deep_gemm")
     if spec is None or not spec.origin:
         _fail("sglang.compile_deep_gemm not found")
-    source = open(spec.origin, encoding="utf-8").read()
-    tree = ast.parse(source)
+    with open(spec.origin, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
     main = None
     for node in tree.body:
         if (
