@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pdfleet import __version__
 from pdfleet.cluster import Cluster
 from pdfleet.errors import InventoryError
 from pdfleet.inventory import display_path, load, yaml_for
+from pdfleet.options import option_lines
 from pdfleet.render import RenderedFile, render, write_tree
 from pdfleet.serving import ServingPlan, plan
 
@@ -198,12 +200,8 @@ def plan_command(inventory: str, sglang_version: str | None, as_json: bool) -> N
 
 
 def _wrap(argv) -> str:
-    out: list[str] = []
-    for arg in argv:
-        if arg.startswith("--") and out:
-            out.append("\\\n    ")
-        out.append(arg if arg and " " not in arg else json.dumps(arg))
-    return " ".join(out).replace(" \\\n    ", " \\\n    ")
+    """An argv as a shell command a person can read and paste: one option per line."""
+    return " \\\n    ".join(" ".join(shlex.quote(a) for a in line) for line in option_lines(argv))
 
 
 @main.command("render")

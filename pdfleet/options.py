@@ -18,3 +18,13 @@ class Opt:
 
 def opt(flag: str, *values: object) -> Opt:
     return Opt(flag, tuple(str(v) for v in values))
+
+
+def option_lines(argv) -> list[list[str]]:
+    """Split an argv into the program part and one group per `--option` with its values (for display)."""
+    lines: list[list[str]] = [[]]
+    for arg in argv:
+        if arg.startswith("--") and lines[-1]:
+            lines.append([])
+        lines[-1].append(arg)
+    return lines

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 
+from pdfleet.options import option_lines
 from pdfleet.serving import DOCKER, ROUTER_UNIT, UNIT_DIR, ServingPlan
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -36,12 +37,8 @@ def systemd_quote(arg: str) -> str:
 
 def exec_lines(argv) -> str:
     """An argv as a systemd Exec*= value: one option and its values per line, so a diff shows the flag that moved."""
-    lines: list[list[str]] = [[]]
-    for arg in argv:
-        if arg.startswith("--") and lines[-1]:
-            lines.append([])
-        lines[-1].append(systemd_quote(arg))
-    return " \\\n    ".join(" ".join(line) for line in lines)
+    lines = option_lines(argv)
+    return " \\\n    ".join(" ".join(systemd_quote(a) for a in line) for line in lines)
 
 
 def _environment() -> jinja2.Environment:
