@@ -308,5 +308,9 @@ def diff_command(inventory: str, rev: str) -> None:
         sys.exit(1)
 
 
+from pdfleet.sandbox.cli import sandbox  # noqa: E402  (the subcommand group, beside the offline views)
+
+main.add_command(sandbox)
+
 if __name__ == "__main__":
     main()

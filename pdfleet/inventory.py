@@ -55,11 +55,17 @@ def host_data(cluster: Cluster, node_name: str, yaml_path: Path) -> dict:
         "pdfleet_router": cluster.router.node == node_name,
     }
     if cluster.ssh.key:
-        data["ssh_key"] = str(Path(cluster.ssh.key).expanduser())
+        data["ssh_key"] = _beside(yaml_path, cluster.ssh.key)
     if cluster.ssh.known_hosts:
-        data["ssh_known_hosts_file"] = str(Path(cluster.ssh.known_hosts).expanduser())
+        data["ssh_known_hosts_file"] = _beside(yaml_path, cluster.ssh.known_hosts)
         data["ssh_strict_host_key_checking"] = "yes"
     return data
+
+
+def _beside(yaml_path: Path, path: str) -> str:
+    """A path from the inventory: ~ expanded, relative ones taken from the inventory file's directory."""
+    expanded = Path(path).expanduser()
+    return str(expanded if expanded.is_absolute() else (yaml_path.resolve().parent / expanded).resolve())
 
 
 def groups(cluster: Cluster, yaml_path: Path) -> dict[str, list[tuple[str, dict]]]:

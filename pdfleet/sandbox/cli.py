@@ -1,0 +1,125 @@
+"""`pdfleet sandbox up | down | status | ssh HOST [CMD...]`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from pdfleet.errors import InventoryError
+from pdfleet.sandbox import image
+from pdfleet.sandbox.hosts import Sandbox, SandboxError
+from pdfleet.sandbox.paths import DEFAULT_INVENTORY, SandboxPaths
+
+inventory_option = click.option(
+    "--inventory",
+    "-i",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_INVENTORY,
+    show_default="inventories/sandbox.yaml",
+    help="The sandbox inventory (YAML or its .py).",
+)
+
+
+def _sandbox(inventory: Path) -> Sandbox:
+    yaml_path = inventory.with_suffix(".yaml") if inventory.suffix == ".py" else inventory
+    try:
+        return Sandbox(yaml_path, SandboxPaths.default(), log=lambda line: click.echo(f"  {line}", err=True))
+    except InventoryError as exc:
+        click.echo(f"pdfleet: {yaml_path} is not a valid inventory:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+    except SandboxError as exc:
+        click.echo(f"pdfleet sandbox: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+def sandbox() -> None:
+    """A simulated cluster on this machine: namespaces, overlay disks, systemd, sshd (needs root)."""
+
+
+@sandbox.command()
+@inventory_option
+@click.option("--rebuild", is_flag=True, help="Rebuild the image even if the cached one is current.")
+def up(inventory: Path, rebuild: bool) -> None:
+    """Build (or reuse) the image and start every host not yet running."""
+    sb = _sandbox(inventory)
+    started_at = time.monotonic()
+    try:
+        if sb.supervisor_pid(sb.hosts[0]) is None or rebuild:
+            if image.build(sb.paths, log=sb.log, force=rebuild):
+                click.echo(f"image built in {time.monotonic() - started_at:.1f} s", err=True)
+        started = sb.up()
+    except (SandboxError, image.ImageError) as exc:
+        click.echo(f"pdfleet sandbox: {exc}", err=True)
+        sys.exit(1)
+    took = time.monotonic() - started_at
+    if started:
+        click.echo(f"sandbox up in {took:.1f} s: {', '.join(started)} started")
+    else:
+        click.echo(f"sandbox already up ({len(sb.hosts)} hosts): nothing to do")
+    click.echo(f"  pyinfra {os.path.relpath(sb.inventory.with_suffix('.py'))} exec -- hostname")
+
+
+@sandbox.command()
+@inventory_option
+def down(inventory: Path) -> None:
+    """Stop every host and remove what the sandbox made on this machine (the cached image stays)."""
+    sb = _sandbox(inventory)
+    started_at = time.monotonic()
+    try:
+        sb.down()
+    except SandboxError as exc:
+        click.echo(f"pdfleet sandbox: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"sandbox down in {time.monotonic() - started_at:.1f} s")
+
+
+@sandbox.command()
+@inventory_option
+def status(inventory: Path) -> None:
+    """Each host's address, PID 1 and systemd state."""
+    sb = _sandbox(inventory)
+    rows = [("HOST", "ADDRESS", "PID1", "STATE")]
+    for host in sb.hosts:
+        pid = sb.init_pid(host)
+        rows.append((host.name, host.address, str(pid or "-"), sb.system_state(host)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    current = "current" if image.is_current(sb.paths) else "missing or out of date (rebuilt by the next up)"
+    click.echo(f"image: {current}")
+
+
+@sandbox.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@inventory_option
+@click.argument("host")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def ssh(inventory: Path, host: str, command: tuple[str, ...]) -> None:
+    """Log in to HOST (or run COMMAND there) over ssh, with the sandbox's key and pinned host keys."""
+    sb = _sandbox(inventory)
+    match = next((h for h in sb.hosts if h.name == host), None)
+    if match is None:
+        click.echo(f"pdfleet sandbox: no host {host!r}; hosts: {', '.join(h.name for h in sb.hosts)}", err=True)
+        sys.exit(2)
+    argv = [
+        "ssh",
+        "-i",
+        str(sb.paths.client_key),
+        "-o",
+        f"UserKnownHostsFile={sb.paths.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+        f"root@{match.address}",
+        *command,
+    ]
+    os.execvp("ssh", argv)

@@ -1,0 +1,58 @@
+#!/bin/bash
+# PID 1 of one sandbox host, before it becomes systemd. Runs in the host's new mount, PID, UTS, IPC and cgroup
+# namespaces (made by unshare) inside its network namespace (entered by nsenter); see supervise.sh.
+#
+# It assembles the host's root (overlay over the shared image), makes everything that could reach this machine's
+# global state read-only or absent, and execs systemd. Nothing here outlives the namespaces: when PID 1 exits, the
+# kernel tears the mounts and processes down with it.
+#
+# usage: hostinit.sh IMAGE_ROOTFS UPPER WORK MERGED HOSTNAME
+set -euo pipefail
+rootfs=$1 upper=$2 work=$3 m=$4 name=$5
+
+mount --make-rprivate /
+mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$upper,workdir=$work" "$m"
+
+mount -t proc -o nosuid,nodev,noexec proc "$m/proc"
+# /proc/sys is global for vm.*, kernel.*, fs.*: a sysctl there would change this machine. Only net.* is
+# per network namespace, so only /proc/sys/net stays writable (what systemd-nspawn does too).
+mount --bind "$m/proc/sys" "$m/proc/sys"
+mount --bind "$m/proc/sys/net" "$m/proc/sys/net"
+mount -o remount,bind,ro "$m/proc/sys"
+for entry in sysrq-trigger kcore; do
+    if [ -e "$m/proc/$entry" ]; then
+        mount --bind "$m/proc/$entry" "$m/proc/$entry"
+        mount -o remount,bind,ro "$m/proc/$entry"
+    fi
+done
+# sysfs mounted from inside the network namespace lists this host's interfaces only; read-only.
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$m/sys"
+# The cgroup namespace is rooted at this host's own cgroup: systemd manages that subtree and nothing above it.
+mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$m/sys/fs/cgroup"
+
+# A private /dev with the harmless character devices only: no disks, no way to make one (CAP_MKNOD is dropped).
+mount -t tmpfs -o mode=755,size=16m,nosuid tmpfs "$m/dev"
+for dev in null zero full random urandom tty; do
+    touch "$m/dev/$dev"
+    mount --bind "/dev/$dev" "$m/dev/$dev"
+done
+mkdir -p "$m/dev/pts" "$m/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=620,gid=5 devpts "$m/dev/pts"
+ln -s pts/ptmx "$m/dev/ptmx"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$m/dev/shm"
+ln -s /proc/self/fd "$m/dev/fd"
+ln -s /proc/self/fd/0 "$m/dev/stdin"
+ln -s /proc/self/fd/1 "$m/dev/stdout"
+ln -s /proc/self/fd/2 "$m/dev/stderr"
+mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$m/run"
+
+hostname "$name"
+cd "$m"
+pivot_root . .
+umount -l .
+
+# Capabilities that reach beyond the namespaces go: kernel modules, raw I/O, the clock, device nodes.
+# CAP_SYS_BOOT stays: reboot() in a PID namespace only ends that namespace's init, which is how a host reboots.
+exec setpriv --bounding-set -sys_module,-sys_rawio,-sys_time,-mknod,-mac_admin,-mac_override,-wake_alarm,-block_suspend,-syslog \
+    env -i container=pdfleet-sandbox TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    /lib/systemd/systemd

@@ -1,0 +1,302 @@
+"""Start, watch and stop the simulated hosts.
+
+One host = a network namespace with a veth on the sandbox bridge, a cgroup of its own, an overlay root over the
+image, and a detached supervisor (supervise.sh) that boots systemd in fresh namespaces and boots it again after a
+reboot. State lives in <sandbox dir>/hosts/<name>/: upper/ (the host's disk), supervisor.pid, unshare.pid,
+console.log. Every process is found and ended by its own PID, checked against its command line first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from pdfleet.cluster import load_cluster
+from pdfleet.sandbox.paths import BRIDGE, CGROUP_NAME, NETNS_PREFIX, VETH_PREFIX, SandboxPaths
+
+HERE = Path(__file__).resolve().parent
+SUPERVISE = HERE / "supervise.sh"
+BOOT_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    index: int
+
+    @property
+    def netns(self) -> str:
+        return f"{NETNS_PREFIX}{self.name}"
+
+    @property
+    def veth(self) -> str:
+        return f"{VETH_PREFIX}{self.index}"
+
+
+def hosts_of(inventory: Path) -> list[Host]:
+    cluster = load_cluster(inventory)
+    return [Host(node.name, node.address, index) for index, node in enumerate(cluster.nodes)]
+
+
+def network_of(hosts: list[Host]) -> ipaddress.IPv4Network:
+    """The /24 all sandbox hosts live in; the bridge takes its first address."""
+    networks = {ipaddress.ip_interface(f"{h.address}/24").network for h in hosts}
+    if len(networks) != 1:
+        raise SandboxError(f"sandbox hosts must share one /24, found {sorted(map(str, networks))}")
+    return networks.pop()
+
+
+def run(*cmd: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(cmd), capture_output=capture, text=True, check=False)
+    if check and result.returncode != 0:
+        raise SandboxError(f"{' '.join(cmd)} failed: {(result.stderr or result.stdout).strip()}")
+    return result
+
+
+def cgroup_root() -> Path:
+    """This machine's cgroup2 hierarchy: /sys/fs/cgroup on pure v2, /sys/fs/cgroup/unified on hybrid hosts."""
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        return Path("/sys/fs/cgroup") / CGROUP_NAME
+    if Path("/sys/fs/cgroup/unified/cgroup.controllers").exists():
+        return Path("/sys/fs/cgroup/unified") / CGROUP_NAME
+    raise SandboxError("no cgroup2 hierarchy on this machine (systemd in the hosts needs one)")
+
+
+def _alive(pid: int, marker: str) -> bool:
+    """Is `pid` running and is it ours (its command line mentions `marker`)? Guards against reused PIDs."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class Sandbox:
+    def __init__(self, inventory: Path, paths: SandboxPaths, log=print):
+        self.inventory = inventory
+        self.paths = paths
+        self.hosts = hosts_of(inventory)
+        self.network = network_of(self.hosts)
+        self.log = log
+
+    # ----- state -----
+
+    def supervisor_pid(self, host: Host) -> int | None:
+        pid = _read_pid(self.paths.host(host.name) / "supervisor.pid")
+        return pid if pid and _alive(pid, str(SUPERVISE)) else None
+
+    def init_pid(self, host: Host) -> int | None:
+        """The host's PID 1 (systemd) as this machine sees it: the child of its unshare."""
+        unshare = _read_pid(self.paths.host(host.name) / "unshare.pid")
+        if not unshare or not _alive(unshare, "unshare"):
+            return None
+        try:
+            children = Path(f"/proc/{unshare}/task/{unshare}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def system_state(self, host: Host) -> str:
+        pid = self.init_pid(host)
+        if pid is None:
+            return "stopped" if self.supervisor_pid(host) is None else "booting"
+        result = run("nsenter", "-t", str(pid), "-m", "-p", "-n", "-u", "systemctl", "is-system-running", check=False)
+        return result.stdout.strip() or "booting"
+
+    # ----- up -----
+
+    def up(self) -> list[str]:
+        """Start every host not already running; returns the names started."""
+        self._check_root()
+        self._ensure_client_key()
+        self._ensure_bridge()
+        started = []
+        for host in self.hosts:
+            if self.supervisor_pid(host):
+                continue
+            self._create(host)
+            self._start(host)
+            started.append(host.name)
+        self._write_known_hosts()
+        self.wait_ready([h for h in self.hosts if h.name in started])
+        return started
+
+    def _check_root(self) -> None:
+        if os.geteuid() != 0:
+            raise SandboxError("the sandbox needs root (network namespaces, mounts, cgroups): run it with sudo")
+        missing = [tool for tool in ("ip", "nsenter", "unshare", "setpriv", "ssh-keygen") if not shutil.which(tool)]
+        if missing:
+            raise SandboxError(
+                f"missing tools: {', '.join(missing)} (apt-get install iproute2 util-linux openssh-client)"
+            )
+
+    def _ensure_client_key(self) -> None:
+        self.paths.ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.paths.client_key.exists():
+            run(
+                "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pdfleet-sandbox", "-f", str(self.paths.client_key)
+            )
+
+    def _ensure_bridge(self) -> None:
+        for route in run("ip", "-4", "route", "show").stdout.splitlines():
+            target = route.split()[0]
+            if target != "default" and f"dev {BRIDGE}" not in route:
+                if ipaddress.ip_network(target, strict=False).overlaps(self.network):
+                    raise SandboxError(f"the sandbox network {self.network} overlaps this machine's route '{route}'")
+        if run("ip", "link", "show", BRIDGE, check=False).returncode != 0:
+            gateway = next(self.network.hosts())
+            run("ip", "link", "add", BRIDGE, "type", "bridge")
+            run("ip", "addr", "add", f"{gateway}/{self.network.prefixlen}", "dev", BRIDGE)
+            run("ip", "link", "set", BRIDGE, "up")
+
+    def _create(self, host: Host) -> None:
+        """The host's disk (overlay upper) on first start: name, peers, keys, machine id."""
+        base = self.paths.host(host.name)
+        for sub in ("upper", "work", "merged"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        (base / "stopping").unlink(missing_ok=True)
+        upper = base / "upper"
+        if (upper / "etc/hostname").exists():
+            return  # an existing disk: keep it as it is
+        etc = upper / "etc"
+        (etc / "ssh").mkdir(parents=True, exist_ok=True)
+        (etc / "hostname").write_text(f"{host.name}\n")
+        peers = "".join(f"{h.address}\t{h.name}\n" for h in self.hosts)
+        (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{peers}")
+        (etc / "machine-id").write_text(uuid.uuid4().hex + "\n")
+        key = etc / "ssh/ssh_host_ed25519_key"
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.name}", "-f", str(key))
+        root_ssh = upper / "root/.ssh"
+        root_ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (root_ssh / "authorized_keys").write_text(self.paths.client_key.with_suffix(".pub").read_text())
+        (root_ssh / "authorized_keys").chmod(0o600)
+
+    def _start(self, host: Host) -> None:
+        if run("ip", "netns", "list").stdout.split().count(host.netns) == 0:
+            run("ip", "netns", "add", host.netns)
+            run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
+            run("ip", "link", "set", host.veth, "master", BRIDGE, "up")
+            run("ip", "-n", host.netns, "addr", "add", f"{host.address}/{self.network.prefixlen}", "dev", "eth0")
+            run("ip", "-n", host.netns, "link", "set", "eth0", "up")
+            run("ip", "-n", host.netns, "link", "set", "lo", "up")
+        cgroup = cgroup_root() / host.name
+        cgroup.mkdir(parents=True, exist_ok=True)
+        base = self.paths.host(host.name)
+        with open(base / "console.log", "ab") as console:
+            process = subprocess.Popen(
+                ["bash", str(SUPERVISE), host.name, host.netns, str(cgroup), str(self.paths.rootfs), str(base)],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=console,
+                start_new_session=True,
+            )
+        (base / "supervisor.pid").write_text(f"{process.pid}\n")
+
+    def _write_known_hosts(self) -> None:
+        lines = []
+        for host in self.hosts:
+            pub = self.paths.host(host.name) / "upper/etc/ssh/ssh_host_ed25519_key.pub"
+            if pub.exists():
+                kind, key = pub.read_text().split()[:2]
+                lines.append(f"{host.address} {kind} {key}\n{host.name} {kind} {key}\n")
+        self.paths.known_hosts.write_text("".join(lines))
+
+    def wait_ready(self, hosts: list[Host], timeout: float = BOOT_TIMEOUT) -> None:
+        """Until systemd says running and sshd answers, on every host."""
+        deadline = time.monotonic() + timeout
+        pending = list(hosts)
+        while pending:
+            for host in list(pending):
+                state = self.system_state(host)
+                if state in ("running", "degraded") and self._ssh_banner(host):
+                    if state == "degraded":
+                        failed = self.exec(host, "systemctl", "--failed", "--no-legend", "--plain").stdout.strip()
+                        raise SandboxError(f"{host.name} booted degraded; failed units:\n{failed}")
+                    pending.remove(host)
+            if pending and time.monotonic() > deadline:
+                details = ", ".join(f"{h.name}: {self.system_state(h)}" for h in pending)
+                raise SandboxError(
+                    f"hosts not ready after {timeout:.0f} s ({details}); see {self.paths.hosts}/<host>/console.log"
+                )
+            if pending:
+                time.sleep(0.1)
+
+    def _ssh_banner(self, host: Host) -> bool:
+        try:
+            with socket.create_connection((host.address, 22), timeout=1) as sock:
+                return sock.recv(16).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def exec(self, host: Host, *cmd: str) -> subprocess.CompletedProcess:
+        """Run a command inside a host (all its namespaces), without ssh."""
+        pid = self.init_pid(host)
+        if pid is None:
+            raise SandboxError(f"{host.name} is not running")
+        return run("nsenter", "-t", str(pid), "-m", "-p", "-n", "-u", "-i", "-C", *cmd, check=False)
+
+    # ----- down -----
+
+    def down(self) -> None:
+        """Stop every host and remove all traces from this machine: processes, namespaces, cgroups, bridge, disks."""
+        self._check_root()
+        with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
+            list(pool.map(self._stop, self.hosts))
+        for host in self.hosts:
+            if host.netns in run("ip", "netns", "list").stdout.split():
+                run("ip", "netns", "del", host.netns)
+            shutil.rmtree(self.paths.host(host.name), ignore_errors=True)
+        if run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+            run("ip", "link", "del", BRIDGE)
+        root = cgroup_root()
+        if root.exists():
+            _remove_cgroup_tree(root)
+        self.paths.known_hosts.unlink(missing_ok=True)
+
+    def _stop(self, host: Host) -> None:
+        base = self.paths.host(host.name)
+        supervisor = self.supervisor_pid(host)
+        if base.exists():
+            (base / "stopping").touch()
+        init = self.init_pid(host)
+        if init:
+            os.kill(init, signal.SIGRTMIN + 4)  # systemd: orderly poweroff
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while supervisor and self.supervisor_pid(host) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        init = self.init_pid(host)
+        if init:
+            os.kill(init, signal.SIGKILL)  # the kernel then ends every process of the host's PID namespace
+        deadline = time.monotonic() + 5
+        while supervisor and self.supervisor_pid(host) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.supervisor_pid(host):
+            os.kill(supervisor, signal.SIGKILL)
+
+
+def _remove_cgroup_tree(root: Path) -> None:
+    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        directory.rmdir()
+    root.rmdir()
