@@ -50,10 +50,14 @@ def up(inventory: Path, rebuild: bool) -> None:
     """Build (or reuse) the image and start every host not yet running."""
     sb = _sandbox(inventory)
     started_at = time.monotonic()
+    running = [h.name for h in sb.hosts if sb.supervisor_pid(h)]
     try:
-        if sb.supervisor_pid(sb.hosts[0]) is None or rebuild:
-            if image.build(sb.paths, log=sb.log, force=rebuild):
-                click.echo(f"image built in {time.monotonic() - started_at:.1f} s", err=True)
+        if running and rebuild:
+            raise SandboxError(f"hosts are running on the current image ({', '.join(running)}): run down first")
+        if not running and image.build(sb.paths, log=sb.log, force=rebuild):
+            click.echo(f"image built in {time.monotonic() - started_at:.1f} s", err=True)
+        if running and not image.is_current(sb.paths):
+            click.echo("note: the running hosts use an older image; down and up again to use the new one", err=True)
         started = sb.up()
     except (SandboxError, image.ImageError) as exc:
         click.echo(f"pdfleet sandbox: {exc}", err=True)

@@ -162,9 +162,9 @@ class Sandbox:
     def _ensure_bridge(self) -> None:
         for route in run("ip", "-4", "route", "show").stdout.splitlines():
             target = route.split()[0]
-            if target != "default" and f"dev {BRIDGE}" not in route:
-                if ipaddress.ip_network(target, strict=False).overlaps(self.network):
-                    raise SandboxError(f"the sandbox network {self.network} overlaps this machine's route '{route}'")
+            theirs = target != "default" and f"dev {BRIDGE}" not in route
+            if theirs and ipaddress.ip_network(target, strict=False).overlaps(self.network):
+                raise SandboxError(f"the sandbox network {self.network} overlaps this machine's route '{route}'")
         if run("ip", "link", "show", BRIDGE, check=False).returncode != 0:
             gateway = next(self.network.hosts())
             run("ip", "link", "add", BRIDGE, "type", "bridge")

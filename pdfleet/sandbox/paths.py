@@ -17,7 +17,7 @@ class SandboxPaths:
     root: Path
 
     @classmethod
-    def default(cls) -> "SandboxPaths":
+    def default(cls) -> SandboxPaths:
         return cls(Path(os.environ.get("PDFLEET_SANDBOX_DIR", REPO_ROOT / ".cache" / "sandbox")).resolve())
 
     @property
