@@ -1,0 +1,63 @@
+"""The simulated cluster for the sandbox tests: up once per test session, down at its end, also on failure.
+
+Needs root, mmdebstrap and a cgroup2 hierarchy. Without them these tests skip, unless PDFLEET_REQUIRE_SANDBOX=1
+(CI), where a missing prerequisite is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PDFLEET = str(Path(sys.executable).parent / "pdfleet")
+PYINFRA = str(Path(sys.executable).parent / "pyinfra")
+INVENTORY = "inventories/sandbox.py"
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "the sandbox needs root"
+    if not shutil.which("mmdebstrap"):
+        return "mmdebstrap is not installed"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/sandbox/" in str(item.fspath):
+            item.add_marker(pytest.mark.sandbox)
+
+
+def pdfleet(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run([PDFLEET, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    if check:
+        assert result.returncode == 0, f"pdfleet {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def on_host(host: str, command: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a shell command on a sandbox host over real ssh."""
+    result = pdfleet("sandbox", "ssh", host, command, check=False, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"{host}: {command}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    reason = _missing()
+    if reason:
+        if os.environ.get("PDFLEET_REQUIRE_SANDBOX"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        up = pdfleet("sandbox", "up", timeout=900)
+        yield up
+    finally:
+        pdfleet("sandbox", "down", check=False)

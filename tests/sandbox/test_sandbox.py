@@ -1,0 +1,108 @@
+"""The sandbox as users and deploys see it: real hosts over SSH, isolated from each other and from this machine."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from tests.sandbox.conftest import INVENTORY, PYINFRA, ROOT, on_host, pdfleet
+
+HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]
+
+
+def pyinfra(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([PYINFRA, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_every_host_runs_systemd_and_sshd(sandbox):
+    status = pdfleet("sandbox", "status").stdout.splitlines()
+    assert status[0].split() == ["HOST", "ADDRESS", "PID1", "STATE"]
+    assert sorted((line.split()[0], line.split()[-1]) for line in status[1:5]) == sorted(
+        (h, "running") for h in HOSTS)
+    for host in HOSTS:
+        assert on_host(host, "hostname; ps -p 1 -o comm=").stdout.split() == [host, "systemd"]
+
+
+def test_up_again_is_a_no_op(sandbox):
+    again = pdfleet("sandbox", "up")
+    assert "sandbox already up (4 hosts): nothing to do" in again.stdout
+
+
+def test_hosts_reach_each_other_by_name_and_nothing_else(sandbox):
+    result = on_host("prefill-0", "ping -c1 -W2 decode-1 >/dev/null && echo reached")
+    assert result.stdout.strip() == "reached"
+    # No route off the bridge: the kernel refuses before any packet is sent (this machine's own uplink address
+    # and a public one alike).
+    for target in ("192.0.2.2", "1.1.1.1"):
+        result = on_host("decode-0", f"ip route get {target}", check=False)
+        assert result.returncode != 0 and "Network is unreachable" in result.stderr
+    probe = "import socket,errno\ntry:\n socket.create_connection(('1.1.1.1', 80), timeout=2)\nexcept OSError as e:\n print(errno.errorcode[e.errno])"
+    assert on_host("decode-0", f"python3 -c \"{probe}\"").stdout.strip() == "ENETUNREACH"
+
+
+def test_a_file_written_on_one_host_is_absent_on_another(sandbox):
+    on_host("prefill-0", "echo mine > /root/isolation-check")
+    assert on_host("prefill-0", "cat /root/isolation-check").stdout == "mine\n"
+    assert on_host("decode-0", "test -e /root/isolation-check", check=False).returncode == 1
+
+
+def test_global_sysctls_are_read_only_and_this_machine_is_untouched(sandbox):
+    before = Path("/proc/sys/vm/swappiness").read_text()
+    result = on_host("prefill-1", "sysctl -w vm.swappiness=1", check=False)
+    assert result.returncode != 0 and 'permission denied on key "vm.swappiness"' in result.stderr
+    assert Path("/proc/sys/vm/swappiness").read_text() == before
+    # Per-namespace keys work: they are the host's own.
+    on_host("prefill-1", "sysctl -w net.ipv4.tcp_keepalive_time=123")
+    assert Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text().strip() != "123"
+
+
+def _deploy(*extra: str) -> dict:
+    result = pyinfra("-y", "--json", INVENTORY, "tests/sandbox/deploy_smoke.py", *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)["results"]["totals"]
+
+
+def test_a_real_deploy_twice_changes_nothing_the_second_time(sandbox):
+    first = _deploy()
+    assert first["error"] == 0
+    second = _deploy()
+    assert second == {"hosts": 28, "success": 0, "error": 0, "no_change": 28}
+    for host in HOSTS:
+        assert on_host(host, "cat /run/pdfleet-smoke").stdout == f"hello from {host}\n"
+        assert on_host(host, "jq -n 1").stdout == "1\n"  # installed from the offline repository
+
+
+def test_a_template_change_shows_in_dry_diff(sandbox):
+    _deploy()
+    result = pyinfra("--dry", "--diff", INVENTORY, "tests/sandbox/deploy_smoke.py", "--data", "smoke_greeting=bonjour",
+                     "--limit", "decode-1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert "[decode-1]  Will modify /etc/pdfleet-smoke/smoke.env" in out
+    assert "- GREETING=hello" in out and "+ GREETING=bonjour" in out
+    assert re.search(r"Smoke \| render /etc/pdfleet-smoke/smoke.env\s+1 \(decode-1\)", out)
+    # --dry changed nothing.
+    assert on_host("decode-1", "grep GREETING /etc/pdfleet-smoke/smoke.env").stdout == "GREETING=hello\n"
+
+
+def test_a_rebooted_host_comes_back_with_its_disk(sandbox):
+    on_host("decode-1", "echo kept > /root/reboot-check")
+    before = on_host("decode-1", "systemctl show -p ActiveEnterTimestampMonotonic --value multi-user.target").stdout
+    on_host("decode-1", "systemctl reboot", check=False)
+    deadline = time.monotonic() + 60
+    while True:
+        result = on_host("decode-1", "systemctl is-system-running", check=False, timeout=10)
+        if result.stdout.strip() == "running":
+            pid1_start = on_host("decode-1", "ps -p 1 -o lstart=").stdout
+            if on_host("decode-1", "cat /root/reboot-check", check=False).stdout == "kept\n" and pid1_start:
+                break
+        assert time.monotonic() < deadline, "decode-1 did not come back within 60 s"
+        time.sleep(0.5)
+    console = (ROOT / ".cache/sandbox/hosts/decode-1/console.log").read_text()
+    assert "decode-1: rebooted" in console and "decode-1: boot 2" in console
+    after = on_host("decode-1", "systemctl show -p ActiveEnterTimestampMonotonic --value multi-user.target").stdout
+    assert after != before
