@@ -106,3 +106,52 @@ def test_a_rebooted_host_comes_back_with_its_disk(sandbox):
     assert "decode-1: rebooted" in console and "decode-1: boot 2" in console
     after = on_host("decode-1", "systemctl show -p ActiveEnterTimestampMonotonic --value multi-user.target").stdout
     assert after != before
+
+
+def _leftovers() -> list[str]:
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith("pdfsb-")]
+    if subprocess.run(["ip", "link", "show", "pdfsb0"], capture_output=True).returncode == 0:
+        found.append("bridge pdfsb0")
+    for base in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        if (base / "pdfleet-sandbox").exists():
+            found.append(f"cgroup {base / 'pdfleet-sandbox'}")
+    mounts = Path("/proc/mounts").read_text()
+    found += [f"mount {line.split()[1]}" for line in mounts.splitlines() if ".cache/sandbox" in line]
+    sandbox_dir = str(ROOT / ".cache/sandbox")
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if sandbox_dir in cmdline or "pdfleet/sandbox/supervise.sh" in cmdline:
+                found.append(f"process {proc.name}: {cmdline.replace(chr(0), ' ')[:80]}")
+    if (ROOT / ".cache/sandbox/hosts").exists() and any((ROOT / ".cache/sandbox/hosts").iterdir()):
+        found.append("host disks under .cache/sandbox/hosts")
+    return found
+
+
+def test_down_leaves_nothing_behind_and_a_cached_up_is_quick(sandbox):
+    result = pdfleet("sandbox", "down")
+    assert re.fullmatch(r"sandbox down in \d+\.\d s\n", result.stdout)
+    assert _leftovers() == []
+    started = time.monotonic()
+    result = pdfleet("sandbox", "up")
+    took = time.monotonic() - started
+    assert "sandbox up in" in result.stdout and "prefill-0, prefill-1, decode-0, decode-1 started" in result.stdout
+    assert took < 15, f"a cached up took {took:.1f} s"
+    assert on_host("decode-1", "systemctl is-system-running").stdout == "running\n"
+
+
+def test_deploy_code_knows_nothing_of_the_sandbox():
+    """The simulated hosts differ from real ones only in their image: no deploy code mentions stand-ins."""
+    deploy_code = [*ROOT.glob("deploys/**/*.py"), *ROOT.glob("roles/**/*.py"), *ROOT.glob("templates/**/*"),
+                   *(ROOT / "pdfleet").glob("*.py")]
+    offenders = [
+        str(path.relative_to(ROOT)) for path in deploy_code
+        if path.is_file() and path.name != "cli.py"
+        and re.search(r"stand-?in|sandbox|pdfleet-pypi|pdfleet-repo", path.read_text(), re.IGNORECASE)
+    ]
+    assert offenders == []
