@@ -23,3 +23,4 @@ def test_readme_names_the_test_command_that_ci_runs():
     ci = (ROOT / ".ci/run").read_text()
     command = "PDFLEET_REQUIRE_PARSERS=1 .venv/bin/python -m pytest"
     assert command in readme and command in ci
+    assert "pdfleet sandbox up" in readme
