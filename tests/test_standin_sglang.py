@@ -1,0 +1,612 @@
+"""The sandbox's stand-in `sglang` engine, its wheel and the static package index, against the real router.
+
+Loopback only (127.0.0.1, free ports), bounded waits, every process started here ended by its own PID.
+
+1. The stand-in wheel builds deterministically, and pip installs it offline from the static index into a fresh venv
+   (together with the real smg when its wheels are at hand: PDFLEET_SANDBOX_WHEELS=<dir with smg's wheel set>).
+2. Its parser rejects what SGLang 0.5.23 rejects and accepts the command lines pdfleet generates for prod (the
+   whole prod topology started on loopback: 2 prefills, a 2-node decode). With the parser environment of
+   .ci/install-parsers.sh, the committed option table is regenerated from the real SGLang and compared.
+3. The real smg router (PD mode, pdfleet's own router arguments) takes the stand-ins for SGLang workers, injects
+   the bootstrap fields, and chat completions (plain, streaming, tool calls) come back through it.
+4. compile_deep_gemm fills the DeepGEMM cache and takes the configured time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from http.client import HTTPConnection
+from pathlib import Path
+
+import pytest
+
+from pdfleet.inventory import load
+from pdfleet.sandbox import wheels
+from pdfleet.serving import plan
+
+ROOT = Path(__file__).resolve().parent.parent
+PROD = ROOT / "inventories/prod.py"
+PARSERS = ROOT / ".cache/parsers"
+TABLE = ROOT / "pdfleet/sandbox/standins/sglang/sglang/_flags_0_5_23.json"
+EXTRACTOR = ROOT / "pdfleet/sandbox/standins/tools/extract_sglang_flags.py"
+LOOPBACK = "127.0.0.1"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict:
+    """This environment without proxies (everything here talks to 127.0.0.1 directly) and without stand-in settings
+    from outside (knobs, /etc/sglang-standin, cache directories), plus extra."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.lower().endswith("_proxy")
+        and not k.startswith("SGLANG_STANDIN_")
+        and k not in ("SGLANG_DG_CACHE_DIR", "SGLANG_CACHE_DIR")
+    }
+    env["SGLANG_STANDIN_CONFIG_DIR"] = "/nonexistent/sglang-standin"
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env.update(extra)
+    return env
+
+
+def http(method: str, port: int, path: str, body=None, timeout: float = 10.0) -> tuple[int, bytes]:
+    conn = HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_http(port: int, path: str, procs: list[subprocess.Popen], timeout: float = 20.0, status: int = 200):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        for proc in procs:
+            assert proc.poll() is None, f"{proc.args[:4]}... exited with {proc.returncode}: {_output(proc)}"
+        try:
+            last = http("GET", port, path, timeout=2)
+            if last[0] == status:
+                return last
+        except OSError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"GET 127.0.0.1:{port}{path} did not answer {status} within {timeout} s: {last!r}")
+
+
+def _output(proc: subprocess.Popen) -> str:
+    out = getattr(proc, "log_file", None)
+    return Path(out).read_text(errors="replace")[-3000:] if out and Path(out).exists() else ""
+
+
+def start(argv: list[str], env: dict, log_dir: Path, name: str) -> subprocess.Popen:
+    out = log_dir / f"{name}.out"
+    with out.open("wb") as handle:
+        proc = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc.log_file = out
+    return proc
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM by PID, then SIGKILL by PID if it lingers; returns the exit status."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    return proc.returncode
+
+
+def events(log: Path, event: str | None = None) -> list[dict]:
+    if not log.exists():
+        return []
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [r for r in records if event is None or r["event"] == event]
+
+
+def replace_values(args: list[str], values: dict[str, str]) -> list[str]:
+    """args with the value after each flag in `values` replaced (flags themselves untouched)."""
+    out = list(args)
+    for flag, value in values.items():
+        assert flag in out, f"{flag} not in {args}"
+        out[out.index(flag) + 1] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. the wheel and the index
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory) -> dict:
+    """The stand-in wheel in a static index, installed offline into a fresh venv."""
+    root = tmp_path_factory.mktemp("standin")
+    wheel_dir = root / "wheels"
+    wheel = wheels.build_standin_sglang_wheel(wheel_dir)
+    extra = os.environ.get("PDFLEET_SANDBOX_WHEELS")
+    with_smg = bool(extra) and any(Path(extra).glob("smg-1.13.0-*.whl"))
+    if with_smg:
+        for path in Path(extra).glob("*.whl"):
+            if not path.name.startswith("sglang-"):
+                (wheel_dir / path.name).symlink_to(path)
+    simple = wheels.write_simple_index(wheel_dir, root / "simple")
+    assert simple == root / "simple"
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    python = venv / "bin/python"
+    requirements = ["sglang==0.5.23"] + (["smg==1.13.0"] if with_smg else [])
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--index-url",
+            simple.as_uri(),
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    smg = venv / "bin/smg" if with_smg else PARSERS / "smg-venv/bin/smg"
+    return {"root": root, "wheel": wheel, "simple": simple, "python": python, "smg": smg, "with_smg": with_smg}
+
+
+def test_wheel_is_deterministic_and_well_formed(tmp_path, standin):
+    again = wheels.build_standin_sglang_wheel(tmp_path)
+    assert again.name == "sglang-0.5.23-py3-none-any.whl"
+    assert again.read_bytes() == standin["wheel"].read_bytes()
+    with zipfile.ZipFile(again) as archive:
+        names = archive.namelist()
+        assert {
+            "sglang/__init__.py",
+            "sglang/launch_server.py",
+            "sglang/compile_deep_gemm.py",
+            "sglang/_flags_0_5_23.json",
+        } <= set(names)
+        assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+        assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        metadata = archive.read("sglang-0.5.23.dist-info/METADATA").decode()
+        assert "Name: sglang\n" in metadata and "Version: 0.5.23\n" in metadata and "STAND-IN" in metadata
+        assert "Tag: py3-none-any" in archive.read("sglang-0.5.23.dist-info/WHEEL").decode()
+        record = archive.read("sglang-0.5.23.dist-info/RECORD").decode().splitlines()
+        listed = {}
+        for line in record:
+            name, digest, size = line.rsplit(",", 2)
+            listed[name] = (digest, size)
+        assert set(listed) == set(names)
+        for name in names:
+            if name.endswith("/RECORD"):
+                assert listed[name] == ("", "")
+                continue
+            data = archive.read(name)
+            expected = wheels._record_hash(data)
+            assert listed[name] == (expected, str(len(data))), name
+
+
+def test_index_installs_offline(standin):
+    page = (standin["simple"] / "sglang/index.html").read_text()
+    digest = hashlib.sha256(standin["wheel"].read_bytes()).hexdigest()
+    assert f'#sha256={digest}"' in page and 'data-requires-python="&gt;=3.11"' in page
+    assert '<a href="sglang/">sglang</a>' in (standin["simple"] / "index.html").read_text()
+    probe = "import importlib.metadata as m, sglang; print(sglang.__version__, m.version('sglang'), sglang.STANDIN)"
+    if standin["with_smg"]:
+        probe += "; print(m.version('smg'))"
+    out = subprocess.run([str(standin["python"]), "-c", probe], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:3] == ["0.5.23", "0.5.23", "True"]
+    if standin["with_smg"]:
+        assert out.stdout.split()[3] == "1.13.0"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. arguments
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "message"),
+    [
+        (
+            "launch_server",
+            ["--model-path", "m", "--cuda-graph-bs", "1", "2"],
+            "ambiguous option: --cuda-graph-bs could match --cuda-graph-bs-decode, --cuda-graph-bs-prefill",
+        ),
+        (
+            "launch_server",
+            ["--model-path", "m", "--enable-expert-distribution-metrics"],
+            "unrecognized arguments: --enable-expert-distribution-metrics",
+        ),
+        ("launch_server", ["--tp-size", "8"], "the following arguments are required: --model-path/--model"),
+        (
+            "launch_server",
+            ["--model-path", "m", "--disaggregation-mode", "both"],
+            "argument --disaggregation-mode: invalid choice: 'both'",
+        ),
+        (
+            "compile_deep_gemm",
+            ["--model-path", "m", "--timeout", "soon"],
+            "argument --timeout: invalid int value: 'soon'",
+        ),
+    ],
+)
+def test_rejects_what_sglang_rejects(tmp_path, standin, module, args, message):
+    log = tmp_path / "log.jsonl"
+    result = subprocess.run(
+        [str(standin["python"]), "-m", f"sglang.{module}", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(SGLANG_STANDIN_LOG=str(log)),
+    )
+    assert result.returncode == 2, result.stderr
+    prog = "sglang serve" if module == "launch_server" else "compile_deep_gemm.py"
+    assert f"{prog}: error: {message}" in result.stderr
+    assert [e["event"] for e in events(log)] == [f"{'launch' if module == 'launch_server' else 'compile'}_rejected"]
+
+
+@pytest.mark.parsers
+def test_option_table_matches_the_real_sglang(tmp_path):
+    """Regenerate the table from SGLang 0.5.23's own parser and compare it with the committed one, byte for byte."""
+    python, site = PARSERS / "venv/bin/python", PARSERS / "sglang-0.5.23"
+    for path in (python, site):
+        if not path.exists():
+            message = f"{path} is missing: run .ci/install-parsers.sh"
+            if os.environ.get("PDFLEET_REQUIRE_PARSERS"):
+                pytest.fail(message)
+            pytest.skip(message)
+    result = subprocess.run(
+        [str(python), str(EXTRACTOR)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == TABLE.read_text(), "the option table is stale: regenerate it (see the extractor)"
+    table = json.loads(result.stdout)
+    assert len(table["options"]) > 500
+    assert table["parsers"]["compile_deep_gemm"]["extra"] == [
+        {"flags": ["--timeout"], "dest": "timeout", "action": "store", "type": "int", "default": 3600}
+    ]
+
+
+def test_missing_model_path_fails_like_sglang(tmp_path, standin):
+    log = tmp_path / "log.jsonl"
+    result = subprocess.run(
+        [
+            str(standin["python"]),
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            str(tmp_path / "absent"),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(SGLANG_STANDIN_LOG=str(log)),
+    )
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+    assert [e["event"] for e in events(log)] == ["launch", "exit"]
+
+
+@pytest.fixture(scope="module")
+def prod_cluster(standin, tmp_path_factory):
+    """pdfleet's prod command lines (2 prefills, a 2-node decode), values moved to loopback ports, all running."""
+    work = tmp_path_factory.mktemp("prod")
+    log = work / "standin.jsonl"
+    serving = plan(load(PROD))
+    dist_port = free_port()
+    nodes = []
+    for spec in serving.servers:
+        args = list(spec.server_args)
+        values = {"--host": LOOPBACK, "--port": str(free_port())}
+        if "--disaggregation-bootstrap-port" in args:
+            values["--disaggregation-bootstrap-port"] = str(free_port())
+        if "--dist-init-addr" in args:
+            values["--dist-init-addr"] = f"{LOOPBACK}:{dist_port}"
+        nodes.append({"spec": spec, "args": replace_values(args, values), "values": values})
+    env = clean_env(
+        SGLANG_STANDIN_LOG=str(log),
+        SGLANG_STANDIN_REQUIRE_MODEL_PATH="0",  # keep prod's --model-path; no model on this machine
+        **{k: v for k, v in nodes[0]["spec"].env.items()},
+    )
+    procs = []
+    try:
+        for node in nodes:
+            argv = [str(standin["python"]), "-m", "sglang.launch_server", *node["args"]]
+            node["proc"] = start(argv, env, work, node["spec"].host)
+            procs.append(node["proc"])
+        for node in nodes:
+            wait_http(int(node["values"]["--port"]), "/health", procs)
+        yield {"nodes": nodes, "log": log, "work": work, "plan": serving, "procs": procs, "env": env}
+    finally:
+        # rank 0s first: a rank >= 1 then stops on rank 0's shutdown broadcast, as in SGLang
+        for node in sorted(nodes, key=lambda n: n["spec"].rank):
+            if "proc" in node:
+                stop(node["proc"])
+
+
+def test_accepts_pdfleet_prod_command_lines(prod_cluster, standin):
+    nodes, log = prod_cluster["nodes"], prod_cluster["log"]
+    launches = events(log, "launch")
+    assert sorted(tuple(e["argv"]) for e in launches) == sorted(tuple(n["args"]) for n in nodes)
+    assert not events(log, "launch_rejected")
+    # the launch line carries the environment as given (here: the node's env from the plan)
+    for launch in launches:
+        assert launch["env"]["SGLANG_STANDIN_REQUIRE_MODEL_PATH"] == "0"
+        assert launch["env"]["SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT"] == "80"
+    assert len(events(log, "rendezvous")) == 2  # the 2-node decode met on --dist-init-addr
+    for node in nodes:
+        spec, port = node["spec"], int(node["values"]["--port"])
+        status, body = http("GET", port, "/v1/models")
+        if spec.rank == 0:
+            assert status == 200
+            card = json.loads(body)["data"][0]
+            assert card["id"] == "DeepSeek-V3.2" and card["owned_by"] == "sglang"
+            info = json.loads(http("GET", port, "/server_info")[1])
+            assert info["version"] == "0.5.23" and info["disaggregation_mode"] == spec.role
+            assert info["tp_size"] == int(spec.server_args[spec.server_args.index("--tp-size") + 1])
+            assert http("GET", port, "/version")[0] == 404  # a 200 there would make smg see vLLM
+        else:
+            assert status == 404  # ranks >= 1: health stub only
+            assert http("GET", port, "/health_generate")[0] == 200
+        if spec.role == "prefill":
+            bootstrap = int(node["values"]["--disaggregation-bootstrap-port"])
+            assert http("GET", bootstrap, "/health") == (200, b"OK")
+    prefill = next(n for n in nodes if n["spec"].role == "prefill")
+    compile_args = replace_values(list(prefill["spec"].precompile_args), prefill["values"])
+    result = subprocess.run(
+        [str(standin["python"]), "-m", "sglang.compile_deep_gemm", *compile_args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            **prod_cluster["env"],
+            "SGLANG_STANDIN_COMPILE_SECONDS": "0",
+            "SGLANG_DG_CACHE_DIR": str(prod_cluster["work"] / "dg"),
+        },
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert events(log, "compile")[-1]["argv"] == compile_args
+
+
+def test_pd_mode_requires_a_bootstrap_room(prod_cluster):
+    decode = next(n for n in prod_cluster["nodes"] if n["spec"].role == "decode" and n["spec"].rank == 0)
+    port = int(decode["values"]["--port"])
+    status, body = http("POST", port, "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})
+    assert status == 400
+    assert "Disaggregated request received without bootstrap room id" in json.loads(body)["message"]
+    status, body = http("POST", port, "/generate", {"text": "hi", "bootstrap_host": "2.2.2.2", "bootstrap_room": 0})
+    assert status == 200 and json.loads(body)["meta_info"]["completion_tokens"] > 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. the real router in front
+
+
+def test_real_smg_router_in_pd_mode(prod_cluster, standin):
+    smg = standin["smg"]
+    if not smg.exists():
+        message = f"{smg} is missing: run .ci/install-parsers.sh (or set PDFLEET_SANDBOX_WHEELS)"
+        if os.environ.get("PDFLEET_REQUIRE_PARSERS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    nodes, log, work = prod_cluster["nodes"], prod_cluster["log"], prod_cluster["work"]
+    # pdfleet's own router arguments, every address moved to this machine's loopback ports
+    by_url = {}
+    for node in nodes:
+        if node["spec"].rank == 0:
+            by_url[f"http://{node['spec'].address}:{node['spec'].http_port}"] = node
+    router_port, metrics_port = free_port(), free_port()
+    args = list(prod_cluster["plan"].router.router_args)
+    for index, arg in enumerate(args):
+        if arg in by_url:
+            node = by_url[arg]
+            args[index] = f"http://{LOOPBACK}:{node['values']['--port']}"
+            if args[index - 1] == "--prefill":
+                args[index + 1] = node["values"]["--disaggregation-bootstrap-port"]
+    args = replace_values(
+        args,
+        {
+            "--host": LOOPBACK,
+            "--port": str(router_port),
+            "--prometheus-host": LOOPBACK,
+            "--prometheus-port": str(metrics_port),
+        },
+    )
+    args += ["--worker-startup-check-interval", "1"]
+    router = start([str(smg), "launch", *args], prod_cluster["env"], work, "router")
+    try:
+        status, body = wait_http(router_port, "/readiness", [router, *prod_cluster["procs"]], timeout=30)
+        assert json.loads(body)["healthy_workers"] == 3
+
+        workers = json.loads(http("GET", router_port, "/workers")[1])["workers"]
+        assert sorted(w["worker_type"] for w in workers) == ["decode", "prefill", "prefill"]
+        assert {w["runtime_type"] for w in workers} == {"sglang"}
+
+        before = len(events(log, "request"))
+        chat = {"model": "DeepSeek-V3.2", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
+        status, body = http("POST", router_port, "/v1/chat/completions", chat)
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["choices"][0]["message"]["content"] and answer["object"] == "chat.completion"
+
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                },
+            }
+        ]
+        status, body = http("POST", router_port, "/v1/chat/completions", {**chat, "tools": tools})
+        assert status == 200, body
+        choice = json.loads(body)["choices"][0]
+        assert choice["finish_reason"] == "tool_calls"
+        call = choice["message"]["tool_calls"][0]["function"]
+        assert call["name"] == "get_weather" and json.loads(call["arguments"]) == {"city": "stand-in"}
+
+        status, body = http("POST", router_port, "/v1/chat/completions", {**chat, "stream": True})
+        assert status == 200
+        chunks = [line[len(b"data: ") :] for line in body.splitlines() if line.startswith(b"data: ")]
+        assert chunks[-1] == b"[DONE]" and len(chunks) > 3
+        assert "".join(json.loads(c)["choices"][0]["delta"].get("content") or "" for c in chunks[:-1])
+
+        deadline = time.monotonic() + 5
+        while len(events(log, "request")) < before + 6 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the prefill legs may log after the decode leg answered
+        requests = events(log, "request")[before:]
+        decode_side = [r for r in requests if r["role"] == "decode"]
+        prefill_side = [r for r in requests if r["role"] == "prefill"]
+        assert len(decode_side) == 3 and len(prefill_side) == 3
+        bootstrap_ports = {
+            int(n["values"]["--disaggregation-bootstrap-port"]) for n in nodes if n["spec"].role == "prefill"
+        }
+        for request in decode_side:
+            assert request["status"] == 200
+            assert isinstance(request["bootstrap_room"], int)
+            assert request["bootstrap_host"] == LOOPBACK
+            assert request["bootstrap_port"] in bootstrap_ports
+        # each request went to one prefill and the decode with the same room
+        assert {r["bootstrap_room"] for r in decode_side} == {r["bootstrap_room"] for r in prefill_side}
+        # decode reached the prefill's bootstrap server the request named
+        assert events(log, "bootstrap_request")
+    finally:
+        stop(router)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# lifecycle
+
+
+def test_sigterm_stops_cleanly_and_multi_node_peer_loss_fails(tmp_path, standin):
+    log = tmp_path / "log.jsonl"
+    env = clean_env(SGLANG_STANDIN_LOG=str(log))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "deepseek_v32", "max_position_embeddings": 4096}))
+    dist, ports = free_port(), [free_port(), free_port()]
+    procs = []
+    try:
+        for rank in (0, 1):
+            argv = [
+                str(standin["python"]),
+                "-m",
+                "sglang.launch_server",
+                "--model-path",
+                str(model),
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(ports[rank]),
+                "--nnodes",
+                "2",
+                "--node-rank",
+                str(rank),
+                "--dist-init-addr",
+                f"{LOOPBACK}:{dist}",
+            ]
+            procs.append(start(argv, env, tmp_path, f"rank{rank}"))
+        wait_http(ports[0], "/v1/models", procs)
+        wait_http(ports[1], "/health", procs)
+        assert json.loads(http("GET", ports[0], "/v1/models")[1])["data"][0]["max_model_len"] == 4096
+        assert stop(procs[1]) == 0  # SIGTERM: clean stop
+        assert procs[0].wait(10) == 1  # rank 0 lost its peer: the instance fails, as SGLang's does
+    finally:
+        for proc in procs:
+            stop(proc)
+    shutdowns = {e["pid"]: e for e in events(log, "shutdown")}
+    assert shutdowns[procs[1].pid]["reason"] == "SIGTERM" and shutdowns[procs[1].pid]["status"] == 0
+    assert shutdowns[procs[0].pid]["status"] == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. compile_deep_gemm
+
+
+def test_compile_deep_gemm_fills_the_cache_and_takes_the_configured_time(tmp_path, standin):
+    log = tmp_path / "log.jsonl"
+    cache = tmp_path / "dg"
+    args = ["--model-path", "/models/DeepSeek-V3.2", "--tp-size", "8", "--timeout", "60"]
+    env = clean_env(SGLANG_STANDIN_LOG=str(log), SGLANG_DG_CACHE_DIR=str(cache), SGLANG_STANDIN_COMPILE_SECONDS="1.5")
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(standin["python"]), "-m", "sglang.compile_deep_gemm", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert 1.5 <= elapsed < 6
+    cubins = sorted(cache.glob("cache/kernel.*/kernel.cubin"))
+    assert len(cubins) >= 3 and all(p.stat().st_size > 0 for p in cubins)
+    compile_event = events(log, "compile")[0]
+    assert compile_event["argv"] == args and compile_event["cache_dir"] == str(cache)
+    assert compile_event["env"]["SGLANG_DG_CACHE_DIR"] == str(cache)
+    assert events(log, "compile_done")[0]["status"] == 0
+
+    # the time from the image's file, the cache in SGLang's default place under $HOME; --timeout shorter: fails
+    config = tmp_path / "etc"
+    config.mkdir()
+    (config / "compile-seconds").write_text("0.6\n")
+    home = tmp_path / "home"
+    env = clean_env(SGLANG_STANDIN_LOG=str(log), SGLANG_STANDIN_CONFIG_DIR=str(config), HOME=str(home))
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(standin["python"]), "-m", "sglang.compile_deep_gemm", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert 0.6 <= time.monotonic() - started < 5
+    assert list((home / ".cache/sglang/deep_gemm/cache").glob("kernel.*/kernel.cubin"))
+    result = subprocess.run(
+        [str(standin["python"]), "-m", "sglang.compile_deep_gemm", *args[:-1], "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1 and "DeepGEMM Kernels compilation timeout." in result.stderr
