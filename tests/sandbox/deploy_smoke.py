@@ -47,5 +47,6 @@ systemd.service(
     _if=config.did_change,
 )
 
-server.sysctl(name="Smoke | net.core.somaxconn (per network namespace)", key="net.core.somaxconn", value=1024,
-              persist=True)
+server.sysctl(
+    name="Smoke | net.core.somaxconn (per network namespace)", key="net.core.somaxconn", value=1024, persist=True
+)

@@ -14,15 +14,21 @@ HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]
 
 
 def pyinfra(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([PYINFRA, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [PYINFRA, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_every_host_runs_systemd_and_sshd(sandbox):
     status = pdfleet("sandbox", "status").stdout.splitlines()
     assert status[0].split() == ["HOST", "ADDRESS", "PID1", "STATE"]
-    assert sorted((line.split()[0], line.split()[-1]) for line in status[1:5]) == sorted(
-        (h, "running") for h in HOSTS)
+    assert sorted((line.split()[0], line.split()[-1]) for line in status[1:5]) == sorted((h, "running") for h in HOSTS)
     for host in HOSTS:
         assert on_host(host, "hostname; ps -p 1 -o comm=").stdout.split() == [host, "systemd"]
 
@@ -40,8 +46,11 @@ def test_hosts_reach_each_other_by_name_and_nothing_else(sandbox):
     for target in ("192.0.2.2", "1.1.1.1"):
         result = on_host("decode-0", f"ip route get {target}", check=False)
         assert result.returncode != 0 and "Network is unreachable" in result.stderr
-    probe = "import socket,errno\ntry:\n socket.create_connection(('1.1.1.1', 80), timeout=2)\nexcept OSError as e:\n print(errno.errorcode[e.errno])"
-    assert on_host("decode-0", f"python3 -c \"{probe}\"").stdout.strip() == "ENETUNREACH"
+    probe = (
+        "import socket,errno\ntry:\n socket.create_connection(('1.1.1.1', 80), timeout=2)\n"
+        "except OSError as e:\n print(errno.errorcode[e.errno])"
+    )
+    assert on_host("decode-0", f'python3 -c "{probe}"').stdout.strip() == "ENETUNREACH"
 
 
 def test_a_file_written_on_one_host_is_absent_on_another(sandbox):
@@ -78,8 +87,16 @@ def test_a_real_deploy_twice_changes_nothing_the_second_time(sandbox):
 
 def test_a_template_change_shows_in_dry_diff(sandbox):
     _deploy()
-    result = pyinfra("--dry", "--diff", INVENTORY, "tests/sandbox/deploy_smoke.py", "--data", "smoke_greeting=bonjour",
-                     "--limit", "decode-1")
+    result = pyinfra(
+        "--dry",
+        "--diff",
+        INVENTORY,
+        "tests/sandbox/deploy_smoke.py",
+        "--data",
+        "smoke_greeting=bonjour",
+        "--limit",
+        "decode-1",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
     assert "[decode-1]  Will modify /etc/pdfleet-smoke/smoke.env" in out
@@ -147,11 +164,17 @@ def test_down_leaves_nothing_behind_and_a_cached_up_is_quick(sandbox):
 
 def test_deploy_code_knows_nothing_of_the_sandbox():
     """The simulated hosts differ from real ones only in their image: no deploy code mentions stand-ins."""
-    deploy_code = [*ROOT.glob("deploys/**/*.py"), *ROOT.glob("roles/**/*.py"), *ROOT.glob("templates/**/*"),
-                   *(ROOT / "pdfleet").glob("*.py")]
+    deploy_code = [
+        *ROOT.glob("deploys/**/*.py"),
+        *ROOT.glob("roles/**/*.py"),
+        *ROOT.glob("templates/**/*"),
+        *(ROOT / "pdfleet").glob("*.py"),
+    ]
     offenders = [
-        str(path.relative_to(ROOT)) for path in deploy_code
-        if path.is_file() and path.name != "cli.py"
+        str(path.relative_to(ROOT))
+        for path in deploy_code
+        if path.is_file()
+        and path.name != "cli.py"
         and re.search(r"stand-?in|sandbox|pdfleet-pypi|pdfleet-repo", path.read_text(), re.IGNORECASE)
     ]
     assert offenders == []
