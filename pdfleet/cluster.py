@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from pdfleet import dialects
-from pdfleet.errors import InventoryError
+from pdfleet.errors import InventoryError, Problem
 from pdfleet.reader import NAME_RE, Problems, Section, show
 from pdfleet.yamlsource import load_yaml
 
@@ -168,14 +168,9 @@ class Cluster:
 
     def with_sglang_version(self, version: str) -> Cluster:
         if version not in dialects.DIALECTS:
-            raise InventoryError([_version_problem(self.source, None, version)])
+            expected = f"one of {', '.join(dialects.DIALECTS)}"
+            raise InventoryError([Problem(self.source, None, "sglang", "version", repr(version), expected)])
         return replace(self, sglang_version=version)
-
-
-def _version_problem(file: str, line: int | None, version: str):
-    from pdfleet.errors import Problem
-
-    return Problem(file, line, "sglang", "version", repr(version), f"one of {', '.join(dialects.DIALECTS)}")
 
 
 def _is_address(value: str) -> bool:
