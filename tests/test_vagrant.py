@@ -30,8 +30,9 @@ def test_vagrant_validate(tmp_path):
         pytest.skip("vagrant is not installed")
     shutil.copy(ROOT / "Vagrantfile", tmp_path / "Vagrantfile")
     env = {**os.environ, "VAGRANT_HOME": str(tmp_path / "vagrant.d"), "VAGRANT_CHECKPOINT_DISABLE": "1"}
-    result = subprocess.run(["vagrant", "validate"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        ["vagrant", "validate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Vagrantfile validated successfully." in result.stdout
     assert (tmp_path / ".vagrant/pdfleet_ed25519.pub").read_text().startswith("ssh-ed25519 ")
