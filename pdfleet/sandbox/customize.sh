@@ -31,6 +31,12 @@ step "add the local Python package index (real smg router, stand-in sglang engin
 mkdir -p "$root/srv/pdfleet-pypi"
 cp -r "$pypi"/. "$root/srv/pdfleet-pypi/"
 
+step "the stand-in container image's content: the stand-in sglang engine, run by the stand-in docker"
+chroot "$root" apt-get install -y -q --no-install-recommends python3-venv >/dev/null
+chroot "$root" python3 -m venv /opt/sglang-standin-image/venv
+chroot "$root" /opt/sglang-standin-image/venv/bin/pip install -q --no-cache-dir \
+    --index-url file:///srv/pdfleet-pypi/simple sglang==0.5.23
+
 step "quiet, deterministic boot: no timers or gettys that race a deploy for the dpkg lock"
 for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
     console-getty.service getty@tty1.service systemd-timesyncd.service; do
