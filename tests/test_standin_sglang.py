@@ -79,7 +79,10 @@ def http(method: str, port: int, path: str, body=None, timeout: float = 10.0) ->
         conn.close()
 
 
-def wait_http(port: int, path: str, procs: list[subprocess.Popen], timeout: float = 20.0, status: int = 200):
+def wait_http(
+    port: int, path: str, procs: list[subprocess.Popen], timeout: float = 20.0, status: int = 200, until=None
+):
+    """Poll until the answer has `status` (and `until(body)` holds, when given)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -87,7 +90,7 @@ def wait_http(port: int, path: str, procs: list[subprocess.Popen], timeout: floa
             assert proc.poll() is None, f"{proc.args[:4]}... exited with {proc.returncode}: {_output(proc)}"
         try:
             last = http("GET", port, path, timeout=2)
-            if last[0] == status:
+            if last[0] == status and (until is None or until(last[1])):
                 return last
         except OSError as exc:
             last = exc
@@ -454,7 +457,14 @@ def test_real_smg_router_in_pd_mode(prod_cluster, standin):
     args += ["--worker-startup-check-interval", "1"]
     router = start([str(smg), "launch", *args], prod_cluster["env"], work, "router")
     try:
-        status, body = wait_http(router_port, "/readiness", [router, *prod_cluster["procs"]], timeout=30)
+        # /readiness turns 200 with one healthy prefill and one decode; wait for all three workers.
+        status, body = wait_http(
+            router_port,
+            "/readiness",
+            [router, *prod_cluster["procs"]],
+            timeout=30,
+            until=lambda text: json.loads(text)["healthy_workers"] == 3,
+        )
         assert json.loads(body)["healthy_workers"] == 3
 
         workers = json.loads(http("GET", router_port, "/workers")[1])["workers"]

@@ -73,7 +73,8 @@ def test_real_router_in_pd_mode_returns_200_for_a_chat_completion(sandbox):
         while True:
             try:
                 status, body = _get(f"{serving.router.url}/readiness")
-                if status == 200:
+                # 200 comes with one healthy prefill and one decode: wait for every worker.
+                if status == 200 and body["healthy_workers"] == 3:
                     break
             except OSError:
                 pass
