@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from pdfleet import dialects
 from pdfleet.errors import InventoryError, Problem
+from pdfleet.hostconfig import HostConfig, read_host_config
 from pdfleet.reader import NAME_RE, Problems, Section, show
 from pdfleet.yamlsource import load_yaml
 
@@ -149,6 +150,7 @@ class Cluster:
     deep_gemm_cache: str
     precompile_timeout: int
     start_timeout: int
+    host: HostConfig
     env: dict = field(default_factory=dict, hash=False)
 
     @cached_property
@@ -277,6 +279,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
 
     runtime = _read_runtime(top)
     router = _read_router(top, node_by_name)
+    host = read_host_config(top)
 
     top.finish()
     # Cross-field checks run even when some fields were invalid, so one pass reports as much as it can;
@@ -296,6 +299,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         deep_gemm_cache=deep_gemm_cache,
         precompile_timeout=precompile_timeout,
         start_timeout=start_timeout,
+        host=host,
         env=cluster_env,
     )
     _check_topology(cluster, problems)

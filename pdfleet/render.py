@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 
+from pdfleet.hostplan import UNATTENDED_BLACKLIST, nvidia_pins
 from pdfleet.options import option_lines
 from pdfleet.serving import DOCKER, ROUTER_UNIT, UNIT_DIR, ServingPlan
 
@@ -47,6 +48,8 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["exec_lines"] = exec_lines
     return env
@@ -78,11 +81,46 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
         host[f"{UNIT_DIR}/{spec.precompile_unit}"] = RenderedFile(
             env.get_template("sglang-precompile.service.j2").render(ctx)
         )
+    for node in cluster.nodes:
+        files[node.name].update(_host_files(env, cluster, common))
     router_ctx = {**common, "router": plan.router, "version": cluster.router.version}
     files[plan.router.host][f"{UNIT_DIR}/{ROUTER_UNIT}"] = RenderedFile(
         env.get_template("pdfleet-router.service.j2").render(router_ctx)
     )
     return {host: dict(sorted(paths.items())) for host, paths in sorted(files.items())}
+
+
+# The host layer's files: (template under templates/host/, path on the host, mode, when).
+HOST_FILES = (
+    ("blacklist-nouveau.conf.j2", "/etc/modprobe.d/pdfleet-blacklist-nouveau.conf", "0644", None),
+    ("deepep.conf.j2", "/etc/modprobe.d/pdfleet-deepep.conf", "0644", "deepep_driver_options"),
+    ("gpudirect-modules.conf.j2", "/etc/modules-load.d/pdfleet-gpudirect.conf", "0644", None),
+    ("sysctl.conf.j2", "/etc/sysctl.d/90-pdfleet.conf", "0644", None),
+    ("limits.conf.j2", "/etc/security/limits.d/90-pdfleet.conf", "0644", None),
+    ("nvidia-pin.pref.j2", "/etc/apt/preferences.d/pdfleet-nvidia.pref", "0644", None),
+    ("unattended-upgrades.conf.j2", "/etc/apt/apt.conf.d/51pdfleet-unattended-upgrades", "0644", None),
+    ("journald.conf.j2", "/etc/systemd/journald.conf.d/90-pdfleet.conf", "0644", None),
+    ("grub-iommu.cfg.j2", "/etc/default/grub.d/90-pdfleet-iommu.cfg", "0644", "iommu_passthrough"),
+    ("persistenced-override.conf.j2", "/etc/systemd/system/nvidia-persistenced.service.d/pdfleet.conf", "0644", None),
+    ("host-tuning.sh.j2", "/usr/local/sbin/pdfleet-host-tuning", "0755", None),
+    ("pdfleet-host-tuning.service.j2", f"{UNIT_DIR}/pdfleet-host-tuning.service", "0644", None),
+)
+
+
+def _host_files(env: jinja2.Environment, cluster, common: dict) -> dict[str, RenderedFile]:
+    host = cluster.host
+    switches = {"deepep_driver_options": host.deepep_driver_options, "iommu_passthrough": host.tuning.iommu_passthrough}
+    ctx = {
+        **common,
+        "tuning": host.tuning,
+        "nvidia_pins": nvidia_pins(cluster),
+        "unattended_blacklist": UNATTENDED_BLACKLIST,
+    }
+    out = {}
+    for template, path, mode, switch in HOST_FILES:
+        if switch is None or switches[switch]:
+            out[path] = RenderedFile(env.get_template(f"host/{template}").render(ctx), mode)
+    return out
 
 
 def write_tree(files: dict[str, dict[str, RenderedFile]], out: Path) -> list[Path]:

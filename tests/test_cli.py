@@ -71,12 +71,16 @@ def test_plan_json_shape():
     assert "--enable-dp-attention" in node["argv"]
     assert node["precompile_argv"][-2:] == ["--timeout", "3600"]
     assert node["env"]["NCCL_IB_GID_INDEX"] == "3"
-    assert [f["path"] for f in node["files"]] == [
+    paths = [f["path"] for f in node["files"]]
+    assert paths == sorted(paths) and len(paths) == 16
+    assert {
         "/etc/pdfleet/decode.deepgemm-key",
         "/etc/pdfleet/decode.env",
         "/etc/systemd/system/sglang-decode-precompile.service",
         "/etc/systemd/system/sglang-decode.service",
-    ]
+        "/etc/modprobe.d/pdfleet-deepep.conf",
+        "/etc/apt/preferences.d/pdfleet-nvidia.pref",
+    } <= set(paths)
     assert doc["router"]["host"] == "prefill-0" and doc["router"]["url"] == "http://10.10.0.11:8000"
 
 

@@ -294,3 +294,27 @@ def test_all_problems_are_reported_at_once(tmp_path):
     doc["model"]["path"] = "relative"
     instance(doc, "decode")["nodes"][1]["rank"] = 5
     assert len(problems_of(tmp_path, doc)) == 3
+
+
+def test_host_layer_knobs_are_validated(tmp_path):
+    doc = prod()
+    doc["host"] = {"nvidia": {"driver_version": "580", "source": "ppa"}, "tuning": {"transparent_hugepage": "never"}}
+    problems = problems_of(tmp_path, doc)
+    assert any(
+        "host: field 'nvidia.driver_version': found '580', expected an exact driver version like 580.159.04" in p
+        for p in problems
+    )
+    assert any("host: field 'nvidia.source': found 'ppa', expected cuda-repo or os-archive" in p for p in problems)
+    assert any("host: field 'tuning.transparent_hugepage': found an unknown field" in p for p in problems)
+    assert len(problems) == 3
+
+
+def test_host_layer_defaults():
+    host = load_cluster(ROOT / "inventories/prod.yaml").host
+    assert (host.nvidia.driver_version, host.nvidia.branch, host.nvidia.source) == ("580.159.04", "580", "cuda-repo")
+    assert host.rdma.stack == "doca-ofed" and host.deepep_driver_options is True
+    assert (host.tuning.transparent_hugepages, host.tuning.numa_balancing, host.reboot.parallel) == (
+        "madvise",
+        False,
+        1,
+    )

@@ -1,0 +1,132 @@
+"""The host layer's settings (`host:` in the inventory): NVIDIA driver set, RDMA stack, DeepEP driver options,
+tuning and reboots. Every knob has a default; the comment beside it says what it does."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pdfleet.reader import Section
+
+NVIDIA_SOURCES = ("cuda-repo", "os-archive")
+RDMA_STACKS = ("inbox", "doca-ofed")
+THP_MODES = ("always", "madvise", "never")
+DRIVER_VERSION_RE = re.compile(r"^(\d{3})\.\d+\.\d+$")
+VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+~:-]*$")
+
+
+@dataclass(frozen=True)
+class NvidiaConfig:
+    source: str
+    mirror: str | None
+    driver_version: str
+    dcgm_version: str
+    container_toolkit_version: str
+
+    @property
+    def branch(self) -> str:
+        return self.driver_version.split(".")[0]
+
+
+@dataclass(frozen=True)
+class RdmaConfig:
+    stack: str
+    doca_version: str
+    gdrcopy_version: str
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    disable_acs: bool
+    iommu_passthrough: bool
+    cpu_governor: str | None
+    transparent_hugepages: str
+    numa_balancing: bool
+
+
+@dataclass(frozen=True)
+class RebootConfig:
+    parallel: int
+    defer: bool
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    nvidia: NvidiaConfig
+    rdma: RdmaConfig
+    deepep_driver_options: bool
+    tuning: TuningConfig
+    reboot: RebootConfig
+
+
+def read_host_config(top: Section) -> HostConfig:
+    host = top.section("host", "host")
+
+    nv = host.section("nvidia")
+    driver_version = nv.string(  # the exact driver; fabric manager and NSCQ follow it, the set is held
+        "driver_version",
+        "580.159.04",
+        expected="an exact driver version like 580.159.04",
+        check=lambda v: bool(DRIVER_VERSION_RE.match(v)),
+    )
+    nvidia = NvidiaConfig(
+        # cuda-repo: NVIDIA's CUDA apt repository and keyring; os-archive: Ubuntu's own -server packages
+        source=nv.get(
+            "source", str, "cuda-repo", expected="cuda-repo or os-archive", check=lambda v: v in NVIDIA_SOURCES
+        ),
+        mirror=nv.string("mirror", None),  # repository URL for air-gapped sites; None = NVIDIA's for the release
+        driver_version=driver_version,
+        dcgm_version=nv.string(
+            "dcgm_version",
+            "4.4.1",
+            check=VERSION_RE.match,  # DCGM 4, CUDA 13 flavour
+            expected="an exact version",
+        ),
+        container_toolkit_version=nv.string(
+            "container_toolkit_version", "1.18.0", check=VERSION_RE.match, expected="an exact version"
+        ),  # for the container runtime
+    )
+    nv.finish()
+
+    rd = host.section("rdma")
+    rdma = RdmaConfig(
+        # inbox: the OS's rdma-core; doca-ofed: NVIDIA's DOCA-OFED (needed for the newest ConnectX features)
+        stack=rd.get("stack", str, "doca-ofed", expected="inbox or doca-ofed", check=lambda v: v in RDMA_STACKS),
+        doca_version=rd.string("doca_version", "3.1.0", check=VERSION_RE.match, expected="an exact version"),
+        gdrcopy_version=rd.string("gdrcopy_version", "2.5.1", check=VERSION_RE.match, expected="an exact version"),
+    )
+    rd.finish()
+
+    tu = host.section("tuning")
+    tuning = TuningConfig(
+        # ACS on PCIe bridges sends GPU<->NIC traffic through the root complex (NCCL troubleshooting guide)
+        disable_acs=tu.boolean("disable_acs", True),
+        # iommu=pt keeps DMA from GPUs and NICs untranslated (GPUDirect RDMA); needs a reboot
+        iommu_passthrough=tu.boolean("iommu_passthrough", True),
+        cpu_governor=tu.string("cpu_governor", "performance"),  # None leaves the governor alone
+        # madvise: huge pages only where asked (PyTorch asks); always can stall on compaction
+        transparent_hugepages=tu.get(
+            "transparent_hugepages", str, "madvise", expected="always, madvise or never", check=lambda v: v in THP_MODES
+        ),
+        # automatic NUMA balancing migrates pages under pinned, RDMA-registered buffers: off
+        numa_balancing=tu.boolean("numa_balancing", False),
+    )
+    tu.finish()
+
+    rb = host.section("reboot")
+    reboot = RebootConfig(
+        parallel=rb.integer("parallel", 1, lo=1),  # hosts that may reboot at the same time
+        defer=rb.boolean("defer", False),  # true: never reboot, list the hosts that need one
+    )
+    rb.finish()
+
+    config = HostConfig(
+        nvidia=nvidia,
+        rdma=rdma,
+        # NVreg_EnableStreamMemOPs=1 and PeerMappingOverride=1: DeepEP's IBGDA needs them (DeepEP docs/nvshmem.md)
+        deepep_driver_options=host.boolean("deepep_driver_options", True),
+        tuning=tuning,
+        reboot=reboot,
+    )
+    host.finish()
+    return config
