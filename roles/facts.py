@@ -1,0 +1,86 @@
+"""Facts about a GPU node: tiny pyinfra fact classes that run one command and hand its output to the pure
+parsers in pdfleet.hostfacts. Used by the host roles to decide and by the preflight to check."""
+
+from __future__ import annotations
+
+from pyinfra.api import FactBase
+
+from pdfleet import hostfacts
+
+
+class NvidiaSmi(FactBase):
+    """Every GPU of the node (`nvidia-smi -q -x`), or None where the driver's tools are absent."""
+
+    def requires_command(self) -> str:
+        return "nvidia-smi"
+
+    def command(self) -> str:
+        return "nvidia-smi -q -x"
+
+    def process(self, output: list[str]) -> hostfacts.GpuInventory:
+        return hostfacts.parse_nvidia_smi_xml("\n".join(output))
+
+
+class NvidiaTopology(FactBase):
+    """The connection between every pair of GPUs (`nvidia-smi topo -m`): {(GPU0, GPU1): 'NV18', ...}."""
+
+    def requires_command(self) -> str:
+        return "nvidia-smi"
+
+    def command(self) -> str:
+        return "nvidia-smi topo -m"
+
+    def process(self, output: list[str]) -> dict:
+        return hostfacts.parse_topo_matrix("\n".join(output))
+
+
+class NvidiaModuleParams(FactBase):
+    """The nvidia module's parameters in effect (/proc/driver/nvidia/params); empty when it is not loaded."""
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self) -> str:
+        return "cat /proc/driver/nvidia/params 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict:
+        return hostfacts.parse_nvidia_params("\n".join(output))
+
+
+class LoadedModules(FactBase):
+    """Names of the loaded kernel modules (/proc/modules)."""
+
+    @staticmethod
+    def default() -> set:
+        return set()
+
+    def command(self) -> str:
+        return "cat /proc/modules"
+
+    def process(self, output: list[str]) -> set:
+        return hostfacts.parse_proc_modules("\n".join(output))
+
+
+class KernelCmdline(FactBase):
+    """The running kernel's command line (/proc/cmdline) as {key: value or None}."""
+
+    def command(self) -> str:
+        return "cat /proc/cmdline"
+
+    def process(self, output: list[str]) -> dict:
+        return hostfacts.parse_cmdline(" ".join(output))
+
+
+class RdmaPorts(FactBase):
+    """Every port of every RDMA device from sysfs: state, rate, link layer, GIDs. Empty without RDMA devices."""
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self) -> str:
+        return hostfacts.RDMA_SYSFS_COMMAND
+
+    def process(self, output: list[str]) -> list:
+        return hostfacts.parse_rdma_sysfs("\n".join(output))
