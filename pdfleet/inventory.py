@@ -46,6 +46,7 @@ def host_data(cluster: Cluster, node_name: str, yaml_path: Path) -> dict:
         "ssh_port": cluster.ssh.port,
         "pdfleet_inventory": str(yaml_path.resolve()),
         "pdfleet_cluster": cluster.name,
+        "pdfleet_node": node.name,
         "pdfleet_address": node.address,
         "pdfleet_gpus": node.gpus,
         "pdfleet_hcas": list(node.hcas),

@@ -1,0 +1,39 @@
+"""What every role needs: this host's place in the cluster and the files `pdfleet.render` made for it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.operations import files
+
+from pdfleet.cluster import Cluster, load_cluster
+from pdfleet.render import RenderedFile, render
+from pdfleet.serving import plan
+
+
+@lru_cache(maxsize=4)
+def _cluster_and_files(inventory_yaml: str) -> tuple[Cluster, dict[str, dict[str, RenderedFile]]]:
+    # Validated once per pyinfra run (the inventory module already refused a bad one before any contact).
+    cluster = load_cluster(inventory_yaml)
+    return cluster, render(plan(cluster))
+
+
+def cluster() -> Cluster:
+    return _cluster_and_files(host.data.pdfleet_inventory)[0]
+
+
+def node_name() -> str:
+    return host.data.pdfleet_node
+
+
+def rendered(path: str) -> RenderedFile:
+    """The text this host must hold at `path`, exactly as `pdfleet render` shows it."""
+    return _cluster_and_files(host.data.pdfleet_inventory)[1][node_name()][path]
+
+
+def put_rendered(path: str, name: str, **kwargs):
+    """Upload a rendered file (mode included); changes only when the text or mode differ."""
+    wanted = rendered(path)
+    return files.put(name=name, src=StringIO(wanted.content), dest=path, mode=wanted.mode, **kwargs)

@@ -1,0 +1,85 @@
+"""Run a role against pyinfra's @fake connector: real pyinfra (facts, operations, _if), scripted host answers.
+
+`converge(role, responses)` returns, per node, which operations would change and the commands that ran.
+A host's answers (`fake_responses`) map a substring of a command to its output; unmatched commands succeed
+silently, which to pyinfra's file facts means "the file does not exist".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.connect import connect_all
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.operations import run_ops
+from pyinfra.context import ctx_state
+
+from pdfleet.cluster import load_cluster
+from pdfleet.inventory import host_data
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class HostRun:
+    will_change: dict[str, bool] = field(default_factory=dict)  # operation name -> planned change
+    commands: list[str] = field(default_factory=list)  # every command the host was sent, facts included
+
+    def ran(self, fragment: str) -> bool:
+        return any(fragment in command for command in self.commands)
+
+    def changes(self, name_fragment: str) -> bool:
+        """Whether the (one) operation whose name contains `name_fragment` plans a change."""
+        [value] = [changed for name, changed in self.will_change.items() if name_fragment in name]
+        return value
+
+
+def _stat(path: str, mode: str, size: int) -> dict:
+    line = f"user=root group=root mode={mode} atime=0 mtime=0 ctime=0 size={size} '{path}'"
+    return {re.compile(r"stat -c .* " + re.escape(path) + r" 2> /dev/null"): line}
+
+
+def file_present(path: str, content: str, mode: str = "-rw-r--r--") -> dict:
+    """Answers that make pyinfra see `path` holding exactly `content` (and its directory)."""
+    sha1 = hashlib.sha1(content.encode()).hexdigest()
+    return {
+        **_stat(path, mode, len(content.encode())),
+        **_stat(str(PurePosixPath(path).parent), "drwxr-xr-x", 4096),
+        f"sha1sum {path}": f"{sha1}  {path}",
+    }
+
+
+def converge(
+    role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "inventories/prod.yaml", dry: bool = False
+) -> dict[str, HostRun]:
+    cluster = load_cluster(inventory_yaml)
+    hosts = []
+    for node_name, answers in responses.items():
+        data = {
+            **host_data(cluster, node_name, inventory_yaml),
+            "fake_delay": 0,
+            "fake_delay_jitter": 0,
+            "fake_responses": answers,
+        }
+        hosts.append((f"@fake/{node_name}", data))
+    state = State(Inventory((hosts, {})), Config())
+    with ctx_state.use(state):
+        connect_all(state)
+        add_deploy(state, role)
+        runs = {}
+        for host in state.inventory:
+            run = HostRun()
+            for op_hash in state.get_op_order():
+                meta = state.ops[host].get(op_hash)
+                if meta is not None:
+                    run.will_change[state.op_meta[op_hash].names.copy().pop()] = meta.operation_meta.will_change
+            runs[host.data.pdfleet_node] = run
+        if not dry:
+            run_ops(state)
+        for host in state.inventory:
+            runs[host.data.pdfleet_node].commands = list(host.connector.executed_commands)
+    return runs
