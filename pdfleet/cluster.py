@@ -49,6 +49,7 @@ class Node:
     gpu_model: str
     management_interface: str
     hcas: tuple[str, ...]
+    nvswitch: bool = True
     line: int | None = None
 
 
@@ -223,9 +224,10 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     default_hcas = defaults.string_list(  # RDMA HCAs for Mooncake, NCCL and NVSHMEM, in GPU order
         "hcas", (), check=lambda v: bool(HCA_RE.match(v)), expected="a list of HCA names like mlx5_0"
     )
+    default_nvswitch = defaults.boolean("nvswitch", True)  # HGX boards: the fabric manager must run
     defaults.finish()
 
-    nodes = _read_nodes(top, problems, default_gpus, default_gpu_model, default_iface, default_hcas)
+    nodes = _read_nodes(top, problems, default_gpus, default_gpu_model, default_iface, default_hcas, default_nvswitch)
     node_by_name = {n.name: n for n in nodes}
 
     net_s = top.section("network", "network", required=True)
@@ -308,7 +310,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     return cluster
 
 
-def _read_nodes(top, problems, gpus, gpu_model, iface, hcas) -> tuple[Node, ...]:
+def _read_nodes(top, problems, gpus, gpu_model, iface, hcas, nvswitch) -> tuple[Node, ...]:
     raw = top.raw("nodes", required=True)
     if raw is None:
         return ()
@@ -338,6 +340,7 @@ def _read_nodes(top, problems, gpus, gpu_model, iface, hcas) -> tuple[Node, ...]
             hcas=s.string_list(
                 "hcas", hcas, check=lambda v: bool(HCA_RE.match(v)), expected="a list of HCA names like mlx5_0"
             ),
+            nvswitch=s.boolean("nvswitch", nvswitch),
             line=s.line,
         )
         if node.management_interface is None:

@@ -39,6 +39,14 @@ def nvidia_pins(cluster: Cluster) -> list[Pin]:
     return pins
 
 
+# NVIDIA's CUDA repository for Ubuntu 24.04 on x86_64 (the reference nodes); a site mirror replaces it.
+CUDA_REPOSITORY = "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2404/x86_64/"
+
+
+def cuda_mirror(cluster: Cluster) -> str:
+    return cluster.host.nvidia.mirror or CUDA_REPOSITORY
+
+
 # Packages that move only with pdfleet (one host at a time, with a reboot where needed), never unattended.
 UNATTENDED_BLACKLIST = (
     "nvidia-",

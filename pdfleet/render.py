@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from pdfleet.hostplan import UNATTENDED_BLACKLIST, nvidia_pins
+from pdfleet.hostplan import UNATTENDED_BLACKLIST, cuda_mirror, nvidia_pins
 from pdfleet.options import option_lines
 from pdfleet.serving import DOCKER, ROUTER_UNIT, UNIT_DIR, ServingPlan
 
@@ -97,6 +97,7 @@ HOST_FILES = (
     ("gpudirect-modules.conf.j2", "/etc/modules-load.d/pdfleet-gpudirect.conf", "0644", None),
     ("sysctl.conf.j2", "/etc/sysctl.d/90-pdfleet.conf", "0644", None),
     ("limits.conf.j2", "/etc/security/limits.d/90-pdfleet.conf", "0644", None),
+    ("cuda-repo.list.j2", "/etc/apt/sources.list.d/pdfleet-cuda.list", "0644", "cuda_repo"),
     ("nvidia-pin.pref.j2", "/etc/apt/preferences.d/pdfleet-nvidia.pref", "0644", None),
     ("unattended-upgrades.conf.j2", "/etc/apt/apt.conf.d/51pdfleet-unattended-upgrades", "0644", None),
     ("journald.conf.j2", "/etc/systemd/journald.conf.d/90-pdfleet.conf", "0644", None),
@@ -109,11 +110,16 @@ HOST_FILES = (
 
 def _host_files(env: jinja2.Environment, cluster, common: dict) -> dict[str, RenderedFile]:
     host = cluster.host
-    switches = {"deepep_driver_options": host.deepep_driver_options, "iommu_passthrough": host.tuning.iommu_passthrough}
+    switches = {
+        "deepep_driver_options": host.deepep_driver_options,
+        "iommu_passthrough": host.tuning.iommu_passthrough,
+        "cuda_repo": host.nvidia.source == "cuda-repo",
+    }
     ctx = {
         **common,
         "tuning": host.tuning,
         "nvidia_pins": nvidia_pins(cluster),
+        "cuda_mirror": cuda_mirror(cluster),
         "unattended_blacklist": UNATTENDED_BLACKLIST,
     }
     out = {}

@@ -32,9 +32,9 @@ class HostRun:
     def ran(self, fragment: str) -> bool:
         return any(fragment in command for command in self.commands)
 
-    def changes(self, name_fragment: str) -> bool:
-        """Whether the (one) operation whose name contains `name_fragment` plans a change."""
-        [value] = [changed for name, changed in self.will_change.items() if name_fragment in name]
+    def changes(self, name_end: str) -> bool:
+        """Whether the (one) operation whose name ends with `name_end` plans a change."""
+        [value] = [changed for name, changed in self.will_change.items() if name.endswith(name_end)]
         return value
 
 

@@ -1,0 +1,5 @@
+"""roles.nvidia alone, for the sandbox tests (deploys/host.py will run it with the other host roles)."""
+
+from roles.nvidia import nvidia
+
+nvidia()
