@@ -56,15 +56,16 @@ def nvidia():
         commands=["update-initramfs -u -k all"],
         _if=blacklist.did_change,
     )
-    reboot.mark(
-        name="NVIDIA | mark for reboot: new driver or nouveau blacklist",
-        reason=f"NVIDIA {config.driver_version} set installed or nouveau blacklisted",
-        _if=lambda: driver.did_change() or blacklist.did_change(),
-    )
 
     def settled() -> bool:
         """No reboot pending from this run: the loaded kernel module matches the installed tools."""
         return not (driver.did_change() or blacklist.did_change())
+
+    reboot.mark(
+        name="NVIDIA | mark for reboot: new driver or nouveau blacklist",
+        reason=f"NVIDIA {config.driver_version} set installed or nouveau blacklisted",
+        _if=lambda: not settled(),
+    )
 
     override = common.put_rendered(PERSISTENCED_DROPIN, name="NVIDIA | persistence daemon keeps running")
     files.link(
