@@ -19,7 +19,9 @@ mount -t proc -o nosuid,nodev,noexec proc "$m/proc"
 mount --bind "$m/proc/sys" "$m/proc/sys"
 mount --bind "$m/proc/sys/net" "$m/proc/sys/net"
 mount -o remount,bind,ro "$m/proc/sys"
-for entry in sysrq-trigger kcore; do
+# Also read-only: entries that reach this machine's hardware or kernel (PCI config space through /proc/bus,
+# IRQ affinity, ACPI, filesystem tunables, sysrq, kernel memory), as systemd-nspawn does.
+for entry in sysrq-trigger kcore bus irq acpi fs; do
     if [ -e "$m/proc/$entry" ]; then
         mount --bind "$m/proc/$entry" "$m/proc/$entry"
         mount -o remount,bind,ro "$m/proc/$entry"

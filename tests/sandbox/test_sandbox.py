@@ -64,6 +64,9 @@ def test_global_sysctls_are_read_only_and_this_machine_is_untouched(sandbox):
     result = on_host("prefill-1", "sysctl -w vm.swappiness=1", check=False)
     assert result.returncode != 0 and 'permission denied on key "vm.swappiness"' in result.stderr
     assert Path("/proc/sys/vm/swappiness").read_text() == before
+    # PCI config space and the like stay out of reach too.
+    result = on_host("prefill-1", "touch /proc/bus/pci/devices", check=False)
+    assert result.returncode != 0 and "Read-only file system" in result.stderr
     # Per-namespace keys work: they are the host's own.
     on_host("prefill-1", "sysctl -w net.ipv4.tcp_keepalive_time=123")
     assert Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text().strip() != "123"
