@@ -1,0 +1,38 @@
+"""Host tuning: PCIe ACS off on every bridge, CPU governor and transparent huge pages at every boot (a oneshot
+unit, since none of them survives a reboot), IOMMU passthrough on the kernel command line (boot loader + reboot).
+What each setting does and why is written in the rendered files (templates/host/)."""
+
+from __future__ import annotations
+
+from pyinfra.api import deploy
+from pyinfra.operations import server, systemd
+
+from pdfleet.serving import UNIT_DIR
+from roles import common, reboot
+
+SCRIPT = "/usr/local/sbin/pdfleet-host-tuning"
+UNIT = "pdfleet-host-tuning.service"
+GRUB_FILE = "/etc/default/grub.d/90-pdfleet-iommu.cfg"
+
+
+@deploy("Host tuning")
+def tuning():
+    config = common.cluster().host.tuning
+    script = common.put_rendered(SCRIPT, name="Tuning | boot-time tuning script")
+    unit = common.put_rendered(f"{UNIT_DIR}/{UNIT}", name="Tuning | boot-time tuning unit")
+    systemd.daemon_reload(name="Tuning | reload units", _if=unit.did_change)
+    systemd.service(name="Tuning | applied at every boot and now", service=UNIT, enabled=True, running=True)
+    systemd.service(
+        name="Tuning | applied again after a change",
+        service=UNIT,
+        restarted=True,
+        _if=lambda: script.did_change() or unit.did_change(),
+    )
+    if config.iommu_passthrough:
+        grub = common.put_rendered(GRUB_FILE, name="Tuning | iommu=pt on the kernel command line")
+        server.shell(name="Tuning | update the boot loader", commands=["update-grub"], _if=grub.did_change)
+        reboot.mark(
+            name="Tuning | mark for reboot: kernel command line",
+            reason="kernel command line changed",
+            _if=grub.did_change,
+        )
