@@ -6,6 +6,7 @@ Needs root, mmdebstrap and a cgroup2 hierarchy. Without them these tests skip, u
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -47,6 +48,26 @@ def on_host(host: str, command: str, check: bool = True, timeout: float = 120) -
     if check:
         assert result.returncode == 0, f"{host}: {command}\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def pyinfra(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real pyinfra CLI, as a person runs it from the repository root (no stdin: CI has none)."""
+    return subprocess.run(
+        [PYINFRA, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def deploy(deploy_file: str, *extra: str, inventory: str = INVENTORY) -> dict:
+    """`pyinfra -y --json INVENTORY DEPLOY`; returns its results ({"operations": [...], "totals": {...}})."""
+    result = pyinfra("-y", "--json", *extra, inventory, deploy_file)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)["results"]
 
 
 @pytest.fixture(scope="session")

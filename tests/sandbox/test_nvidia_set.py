@@ -3,14 +3,12 @@ run, a driver bump planned in --dry --diff and applied as one held set, the new 
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from pathlib import Path
 
 import yaml
 
-from tests.sandbox.conftest import PYINFRA, ROOT, on_host
+from tests.sandbox.conftest import ROOT, deploy, on_host, pyinfra
 
 HOST = "decode-1"
 SET = ["nvidia-driver-580-server-open", "nvidia-utils-580-server", "nvidia-fabricmanager-580", "libnvidia-nscq-580"]
@@ -27,16 +25,8 @@ def inventory_with_driver(tmp_path: Path, version: str) -> Path:
     return tmp_path / "sandbox.py"
 
 
-def pyinfra(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYINFRA, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, stdin=subprocess.DEVNULL
-    )
-
-
-def deploy(inventory: Path) -> dict:
-    result = pyinfra("-y", "--json", "--limit", HOST, str(inventory), "tests/sandbox/deploys/nvidia_set.py")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)["results"]["totals"]
+def converge(inventory: Path) -> dict:
+    return deploy("tests/sandbox/deploys/nvidia_set.py", "--limit", HOST, inventory=str(inventory))["totals"]
 
 
 def installed() -> dict[str, str]:
@@ -46,7 +36,7 @@ def installed() -> dict[str, str]:
 
 def test_driver_set_install_and_bump(sandbox, tmp_path):
     current = inventory_with_driver(tmp_path / "a", "580.159.04")
-    first = deploy(current)
+    first = converge(current)
     assert first["error"] == 0 and first["success"] == 2
     assert installed() == {
         "nvidia-driver-580-server-open": "580.159.04-0ubuntu1",
@@ -57,7 +47,7 @@ def test_driver_set_install_and_bump(sandbox, tmp_path):
     assert set(SET) <= set(on_host(HOST, "apt-mark showhold").stdout.split())
     # The driver answers (and, in the stand-in, counts as the loaded kernel module from now on).
     assert on_host(HOST, "nvidia-smi -L").stdout.count("NVIDIA H200") == 8
-    assert deploy(current) == {"hosts": 2, "success": 0, "error": 0, "no_change": 2}
+    assert converge(current) == {"hosts": 2, "success": 0, "error": 0, "no_change": 2}
 
     bumped = inventory_with_driver(tmp_path / "b", "580.165.02")
     dry = pyinfra("--dry", "--diff", "--limit", HOST, str(bumped), "tests/sandbox/deploys/nvidia_set.py")
@@ -66,7 +56,7 @@ def test_driver_set_install_and_bump(sandbox, tmp_path):
     assert "- Pin: version 580.159.04-*" in out and "+ Pin: version 580.165.02-*" in out
     assert installed()["nvidia-driver-580-server-open"] == "580.159.04-0ubuntu1"  # --dry changed nothing
 
-    assert deploy(bumped)["success"] == 2
+    assert converge(bumped)["success"] == 2
     assert set(installed().values()) == {"580.165.02-0ubuntu1", "580.165.02-1"}
     assert set(SET) <= set(on_host(HOST, "apt-mark showhold").stdout.split())
     # Until the host reboots, the old kernel module is loaded: the real driver tools say so.
@@ -78,4 +68,4 @@ def test_driver_set_install_and_bump(sandbox, tmp_path):
         assert time.monotonic() < deadline, f"{HOST} did not come back"
         time.sleep(0.5)
     assert "<driver_version>580.165.02</driver_version>" in on_host(HOST, "nvidia-smi -q -x").stdout
-    assert deploy(bumped) == {"hosts": 2, "success": 0, "error": 0, "no_change": 2}
+    assert converge(bumped) == {"hosts": 2, "success": 0, "error": 0, "no_change": 2}

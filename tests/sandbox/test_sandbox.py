@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
 from pathlib import Path
 
-from tests.sandbox.conftest import INVENTORY, PYINFRA, ROOT, on_host, pdfleet
+from tests.sandbox.conftest import INVENTORY, ROOT, deploy, on_host, pdfleet, pyinfra
 
 HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]
-
-
-def pyinfra(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYINFRA, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_every_host_runs_systemd_and_sshd(sandbox):
@@ -72,10 +59,8 @@ def test_global_sysctls_are_read_only_and_this_machine_is_untouched(sandbox):
     assert Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text().strip() != "123"
 
 
-def _deploy(*extra: str) -> dict:
-    result = pyinfra("-y", "--json", INVENTORY, "tests/sandbox/deploy_smoke.py", *extra)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)["results"]["totals"]
+def _deploy() -> dict:
+    return deploy("tests/sandbox/deploy_smoke.py")["totals"]
 
 
 def test_a_real_deploy_twice_changes_nothing_the_second_time(sandbox):

@@ -3,27 +3,15 @@ services left for that boot; after the reboot the services run; then nothing cha
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 
-from tests.sandbox.conftest import INVENTORY, PYINFRA, ROOT, on_host
+from tests.sandbox.conftest import deploy, on_host
 
 HOST = "prefill-0"
 
 
-def deploy() -> dict:
-    result = subprocess.run(
-        [PYINFRA, "-y", "--json", "--limit", HOST, INVENTORY, "tests/sandbox/deploys/nvidia.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)["results"]
+def converge() -> dict:
+    return deploy("tests/sandbox/deploys/nvidia.py", "--limit", HOST)
 
 
 def changed(results: dict) -> set[str]:
@@ -31,7 +19,7 @@ def changed(results: dict) -> set[str]:
 
 
 def test_nvidia_role_fresh_host_reboot_then_converged(sandbox):
-    first = deploy()
+    first = converge()
     assert first["totals"]["error"] == 0
     assert {
         "NVIDIA | driver set installed and held",
@@ -48,9 +36,9 @@ def test_nvidia_role_fresh_host_reboot_then_converged(sandbox):
         time.sleep(0.5)
     assert on_host(HOST, "test -e /run/pdfleet/reboot-required", check=False).returncode == 1
 
-    second = deploy()
+    second = converge()
     assert second["totals"]["error"] == 0
     for unit in ("nvidia-persistenced", "nvidia-fabricmanager", "nvidia-dcgm"):
         assert on_host(HOST, f"systemctl is-active {unit}").stdout == "active\n", unit
-    third = deploy()
+    third = converge()
     assert third["totals"]["success"] == 0 and third["totals"]["error"] == 0, changed(third)

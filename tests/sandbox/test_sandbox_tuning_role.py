@@ -3,32 +3,19 @@ machine's PCI and sysfs settings refused: they are read-only in the sandbox), th
 
 from __future__ import annotations
 
-import json
-import subprocess
-
-from tests.sandbox.conftest import INVENTORY, PYINFRA, ROOT, on_host
+from tests.sandbox.conftest import deploy, on_host
 
 HOST = "decode-0"
 
 
-def deploy() -> dict:
-    result = subprocess.run(
-        [PYINFRA, "-y", "--json", "--limit", HOST, INVENTORY, "tests/sandbox/deploys/tuning.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)["results"]["totals"]
+def converge() -> dict:
+    return deploy("tests/sandbox/deploys/tuning.py", "--limit", HOST)["totals"]
 
 
 def test_tuning_unit_runs_and_a_second_converge_changes_nothing(sandbox):
-    first = deploy()
+    first = converge()
     assert first["error"] == 0 and first["success"] >= 3
     assert on_host(HOST, "systemctl is-active pdfleet-host-tuning.service").stdout == "active\n"
     assert on_host(HOST, "systemctl is-enabled pdfleet-host-tuning.service").stdout == "enabled\n"
-    second = deploy()
+    second = converge()
     assert second["success"] == 0 and second["error"] == 0
