@@ -330,21 +330,14 @@ class Ref:
                 name = name[len("library/") :]
         return name
 
+    def _with_reference(self, name):
+        return name + (":" + self.tag if self.tag else "") + ("@" + self.digest if self.digest else "")
+
     def familiar(self):
-        text = self.familiar_name
-        if self.tag:
-            text += ":" + self.tag
-        if self.digest:
-            text += "@" + self.digest
-        return text
+        return self._with_reference(self.familiar_name)
 
     def full(self):
-        text = self.name
-        if self.tag:
-            text += ":" + self.tag
-        if self.digest:
-            text += "@" + self.digest
-        return text
+        return self._with_reference(self.name)
 
 
 # ------------------------------------------------------------------------------------------------- state
