@@ -581,12 +581,34 @@ def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
                     )
 
 
+def port_claims(cluster: Cluster):
+    """Every port a service of the plan listens on: (node, port, what, line, where, field)."""
+    for instance in cluster.instances:
+        where = f"instance '{instance.name}'"
+        for member in instance.members:
+            yield member.node, instance.ports.http, f"{where} http", instance.line, where, "ports.http"
+        if instance.role == "prefill" and instance.head:
+            yield instance.head, instance.ports.bootstrap, f"{where} bootstrap", instance.line, where, "ports.bootstrap"
+        if instance.nnodes > 1 and instance.head and instance.ports.dist_init is not None:
+            start = instance.ports.dist_init
+            what = f"{where} dist_init ({start}-{start + 6} and {start + 13})"
+            for offset in DIST_INIT_PORT_OFFSETS:
+                yield instance.head, start + offset, what, instance.line, where, "ports.dist_init"
+    router = cluster.router
+    yield router.node, router.port, "router port", None, "router", "port"
+    yield router.node, router.prometheus_port, "router prometheus_port", None, "router", "prometheus_port"
+
+
+def node_ports(cluster: Cluster, node: str) -> list[int]:
+    """The ports services of the plan listen on, on one node, sorted."""
+    return sorted({port for owner, port, *_ in port_claims(cluster) if owner == node and port is not None})
+
+
 def _check_ports(cluster: Cluster, problems: Problems) -> None:
     bound: dict[str, dict[int, str]] = {n.name: {} for n in cluster.nodes}
-
-    def bind(node: str, port: int | None, what: str, line: int | None, where: str, field_name: str) -> None:
+    for node, port, what, line, where, field_name in port_claims(cluster):
         if port is None or node not in bound:
-            return
+            continue
         taken = bound[node]
         if port in taken:
             problems.add(
@@ -598,27 +620,6 @@ def _check_ports(cluster: Cluster, problems: Problems) -> None:
             )
         else:
             taken[port] = what
-
-    for instance in cluster.instances:
-        where = f"instance '{instance.name}'"
-        for member in instance.members:
-            bind(member.node, instance.ports.http, f"{where} http", instance.line, where, "ports.http")
-        if instance.role == "prefill" and instance.head:
-            bind(instance.head, instance.ports.bootstrap, f"{where} bootstrap", instance.line, where, "ports.bootstrap")
-        if instance.nnodes > 1 and instance.head and instance.ports.dist_init is not None:
-            start = instance.ports.dist_init
-            for offset in DIST_INIT_PORT_OFFSETS:
-                bind(
-                    instance.head,
-                    start + offset,
-                    f"{where} dist_init ({start}-{start + 6} and {start + 13})",
-                    instance.line,
-                    where,
-                    "ports.dist_init",
-                )
-    router = cluster.router
-    bind(router.node, router.port, "router port", None, "router", "port")
-    bind(router.node, router.prometheus_port, "router prometheus_port", None, "router", "prometheus_port")
 
 
 __all__ = [
@@ -633,5 +634,7 @@ __all__ = [
     "Runtime",
     "Ssh",
     "load_cluster",
+    "node_ports",
+    "port_claims",
     "NAME_RE",
 ]
