@@ -9,9 +9,19 @@ from dataclasses import dataclass
 from pdfleet.reader import Section
 
 NVIDIA_SOURCES = ("cuda-repo", "os-archive")
+DOCA_SOURCES = ("doca-repo", "os-archive")
 RDMA_STACKS = ("inbox", "doca-ofed")
+# The distributions pdfleet deploys to, as NVIDIA's repositories name them: (CUDA repo path, DOCA repo path,
+# os-release ID, os-release VERSION_ID).
+DISTRIBUTIONS = {
+    "ubuntu24.04": ("ubuntu2404", "ubuntu24.04", "ubuntu", "24.04"),
+    "ubuntu22.04": ("ubuntu2204", "ubuntu22.04", "ubuntu", "22.04"),
+    "debian12": ("debian12", "debian12", "debian", "12"),
+}
 THP_MODES = ("always", "madvise", "never")
 DRIVER_VERSION_RE = re.compile(r"^(\d{3})\.\d+\.\d+$")
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")
 VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+~:-]*$")
 
 
@@ -31,8 +41,16 @@ class NvidiaConfig:
 @dataclass(frozen=True)
 class RdmaConfig:
     stack: str
+    source: str
+    mirror: str | None
     doca_version: str
     gdrcopy_version: str
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    extra_packages: tuple[str, ...]
+    ntp_servers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,8 @@ class RebootConfig:
 
 @dataclass(frozen=True)
 class HostConfig:
+    distribution: str
+    base: BaseConfig
     nvidia: NvidiaConfig
     rdma: RdmaConfig
     deepep_driver_options: bool
@@ -61,6 +81,27 @@ class HostConfig:
 
 def read_host_config(top: Section) -> HostConfig:
     host = top.section("host", "host")
+    # what the nodes run; picks NVIDIA's repository paths and is checked against each host before a change
+    distribution = host.get(
+        "distribution",
+        str,
+        "ubuntu24.04",
+        expected=" or ".join(DISTRIBUTIONS),
+        check=lambda v: v in DISTRIBUTIONS,
+    )
+
+    bs = host.section("base")
+    base = BaseConfig(
+        # more packages every node gets (debugging tools the site likes)
+        extra_packages=tuple(
+            bs.string_list("extra_packages", [], check=PACKAGE_RE.match, expected="a list of Debian package names")
+        ),
+        # time servers for chrony (air-gapped sites); empty keeps the distribution's pool
+        ntp_servers=tuple(
+            bs.string_list("ntp_servers", [], check=HOSTNAME_RE.match, expected="a list of host names or addresses")
+        ),
+    )
+    bs.finish()
 
     nv = host.section("nvidia")
     driver_version = nv.string(  # the exact driver; fabric manager and NSCQ follow it, the set is held
@@ -92,6 +133,11 @@ def read_host_config(top: Section) -> HostConfig:
     rdma = RdmaConfig(
         # inbox: the OS's rdma-core; doca-ofed: NVIDIA's DOCA-OFED (needed for the newest ConnectX features)
         stack=rd.get("stack", str, "doca-ofed", expected="inbox or doca-ofed", check=lambda v: v in RDMA_STACKS),
+        # doca-repo: NVIDIA's DOCA apt repository and keyring; os-archive: the distribution's doca-ofed packages
+        source=rd.get(
+            "source", str, "doca-repo", expected="doca-repo or os-archive", check=lambda v: v in DOCA_SOURCES
+        ),
+        mirror=rd.string("mirror", None),  # DOCA repository URL for air-gapped sites; None = NVIDIA's for the release
         doca_version=rd.string("doca_version", "3.1.0", check=VERSION_RE.match, expected="an exact version"),
         gdrcopy_version=rd.string("gdrcopy_version", "2.5.1", check=VERSION_RE.match, expected="an exact version"),
     )
@@ -121,6 +167,8 @@ def read_host_config(top: Section) -> HostConfig:
     rb.finish()
 
     config = HostConfig(
+        distribution=distribution,
+        base=base,
         nvidia=nvidia,
         rdma=rdma,
         # NVreg_EnableStreamMemOPs=1 and PeerMappingOverride=1: DeepEP's IBGDA needs them (DeepEP docs/nvshmem.md)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from pdfleet.hostplan import UNATTENDED_BLACKLIST, cuda_mirror, nvidia_pins
+from pdfleet.hostplan import UNATTENDED_BLACKLIST, cuda_mirror, doca_mirror, nvidia_pins, rdma_pins, sysctls
 from pdfleet.options import option_lines
 from pdfleet.serving import DOCKER, ROUTER_UNIT, UNIT_DIR, ServingPlan
 
@@ -82,7 +82,7 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
             env.get_template("sglang-precompile.service.j2").render(ctx)
         )
     for node in cluster.nodes:
-        files[node.name].update(_host_files(env, cluster, common))
+        files[node.name].update(_host_files(env, cluster, common, node.name))
     router_ctx = {**common, "router": plan.router, "version": cluster.router.version}
     files[plan.router.host][f"{UNIT_DIR}/{ROUTER_UNIT}"] = RenderedFile(
         env.get_template("pdfleet-router.service.j2").render(router_ctx)
@@ -96,9 +96,12 @@ HOST_FILES = (
     ("deepep.conf.j2", "/etc/modprobe.d/pdfleet-deepep.conf", "0644", "deepep_driver_options"),
     ("gpudirect-modules.conf.j2", "/etc/modules-load.d/pdfleet-gpudirect.conf", "0644", None),
     ("sysctl.conf.j2", "/etc/sysctl.d/90-pdfleet.conf", "0644", None),
+    ("chrony-sources.j2", "/etc/chrony/sources.d/pdfleet.sources", "0644", "ntp_servers"),
     ("limits.conf.j2", "/etc/security/limits.d/90-pdfleet.conf", "0644", None),
     ("cuda-repo.list.j2", "/etc/apt/sources.list.d/pdfleet-cuda.list", "0644", "cuda_repo"),
     ("nvidia-pin.pref.j2", "/etc/apt/preferences.d/pdfleet-nvidia.pref", "0644", None),
+    ("doca-repo.list.j2", "/etc/apt/sources.list.d/pdfleet-doca.list", "0644", "doca_repo"),
+    ("rdma-pin.pref.j2", "/etc/apt/preferences.d/pdfleet-rdma.pref", "0644", None),
     ("unattended-upgrades.conf.j2", "/etc/apt/apt.conf.d/51pdfleet-unattended-upgrades", "0644", None),
     ("journald.conf.j2", "/etc/systemd/journald.conf.d/90-pdfleet.conf", "0644", None),
     ("grub-iommu.cfg.j2", "/etc/default/grub.d/90-pdfleet-iommu.cfg", "0644", "iommu_passthrough"),
@@ -108,18 +111,25 @@ HOST_FILES = (
 )
 
 
-def _host_files(env: jinja2.Environment, cluster, common: dict) -> dict[str, RenderedFile]:
+def _host_files(env: jinja2.Environment, cluster, common: dict, node: str) -> dict[str, RenderedFile]:
     host = cluster.host
     switches = {
         "deepep_driver_options": host.deepep_driver_options,
         "iommu_passthrough": host.tuning.iommu_passthrough,
         "cuda_repo": host.nvidia.source == "cuda-repo",
+        "doca_repo": host.rdma.stack == "doca-ofed" and host.rdma.source == "doca-repo",
+        "ntp_servers": bool(host.base.ntp_servers),
     }
     ctx = {
         **common,
         "tuning": host.tuning,
+        "rdma": host.rdma,
         "nvidia_pins": nvidia_pins(cluster),
+        "rdma_pins": rdma_pins(cluster),
         "cuda_mirror": cuda_mirror(cluster),
+        "doca_mirror": doca_mirror(cluster),
+        "ntp_servers": host.base.ntp_servers,
+        "sysctls": sysctls(cluster, node),
         "unattended_blacklist": UNATTENDED_BLACKLIST,
     }
     out = {}
