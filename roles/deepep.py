@@ -15,19 +15,19 @@ from roles import common, reboot
 OPTIONS_FILE = "/etc/modprobe.d/pdfleet-deepep.conf"
 
 
-@deploy("DeepEP driver options")
+@deploy("DeepEP")
 def deepep_driver_options():
     if common.cluster().host.deepep_driver_options:
-        options = common.put_rendered(OPTIONS_FILE, name="DeepEP | nvidia module options")
+        options = common.put_rendered(OPTIONS_FILE, name="nvidia module options")
     else:
-        options = files.file(name="DeepEP | no nvidia module options", path=OPTIONS_FILE, present=False)
+        options = files.file(name="no nvidia module options", path=OPTIONS_FILE, present=False)
     server.shell(
-        name="DeepEP | rebuild the initramfs with the new options",
+        name="rebuild the initramfs with the new options",
         commands=["update-initramfs -u -k all"],
         _if=options.did_change,
     )
-    reboot.mark(
-        name="DeepEP | mark for reboot: nvidia module options changed",
+    reboot.request(
+        name="mark for reboot: nvidia module options changed",
         reason="nvidia module options changed (DeepEP)",
-        _if=options.did_change,
+        when=options.did_change,
     )

@@ -84,3 +84,41 @@ class RdmaPorts(FactBase):
 
     def process(self, output: list[str]) -> list:
         return hostfacts.parse_rdma_sysfs("\n".join(output))
+
+
+# ---- Preflight (deploys/verify.py): everything else in one round trip, and the all-reduce measurement --------
+
+
+class NodeProbe(FactBase):
+    """Every reading the preflight needs but the bandwidth, in one command that always succeeds: GPUs, topology,
+    NVLink, fabric manager, module parameters, modules, RDMA sysfs, kernel command line, IOMMU groups, disk,
+    weights, clock, the serving units' memlock. {section: hostfacts.Probe(exit status, output)}."""
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self, model_path: str, units: tuple[str, ...] = ()) -> str:
+        return hostfacts.probe_command(hostfacts.node_probe_sections(model_path, units))
+
+    def process(self, output: list[str]) -> dict:
+        return hostfacts.parse_probe("\n".join(output))
+
+
+class AllreduceBandwidth(FactBase):
+    """NCCL all-reduce bus bandwidth across the node's GPUs (pdfleet/allreduce_bench.py run there with the first
+    Python found of `pythons`): {"status": "ok", "results": [...]} or {"status": ..., "reason": ...}."""
+
+    @staticmethod
+    def default() -> dict:
+        return {"status": "error", "reason": "the measurement printed nothing"}
+
+    def command(self, pythons: tuple[str, ...], gpus: int, sizes_mib: tuple[int, ...], iterations: int, timeout: int):
+        from pdfleet import allreduce_bench
+
+        return allreduce_bench.remote_command(list(pythons), gpus, list(sizes_mib), iterations, timeout)
+
+    def process(self, output: list[str]) -> dict:
+        from pdfleet import allreduce_bench
+
+        return allreduce_bench.parse_output("\n".join(output))

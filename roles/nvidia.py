@@ -24,7 +24,7 @@ CUDA_KEY_NAME = "3bf863cc.pub"
 CUDA_KEY = "/etc/apt/keyrings/pdfleet-cuda.asc"
 
 
-@deploy("NVIDIA driver set")
+@deploy("NVIDIA")
 def nvidia():
     cluster = common.cluster()
     config = cluster.host.nvidia
@@ -32,27 +32,27 @@ def nvidia():
 
     if config.source == "cuda-repo":
         key = files.download(
-            name="NVIDIA | CUDA repository signing key",
+            name="CUDA repository signing key",
             src=cuda_mirror(cluster).rstrip("/") + "/" + CUDA_KEY_NAME,
             dest=CUDA_KEY,
         )
-        sources = common.put_rendered(CUDA_SOURCES, name="NVIDIA | CUDA repository")
+        sources = common.put_rendered(CUDA_SOURCES, name="CUDA repository")
         server.shell(
-            name="NVIDIA | refresh package lists",
+            name="refresh package lists",
             commands=["apt-get update -q"],
             _if=lambda: key.did_change() or sources.did_change(),
         )
 
-    apt.packages(name="NVIDIA | initramfs and module tools", packages=["initramfs-tools", "kmod"])
-    common.put_rendered(PIN_FILE, name="NVIDIA | pin the driver set")
+    apt.packages(name="initramfs and module tools", packages=["initramfs-tools", "kmod"])
+    common.put_rendered(PIN_FILE, name="pin the driver set")
     driver = packages.held_set(
-        name="NVIDIA | driver set installed and held",
+        name="driver set installed and held",
         pins=nvidia_pins(cluster),
         label=f"NVIDIA {config.driver_version} set",
     )
-    blacklist = common.put_rendered(BLACKLIST_FILE, name="NVIDIA | blacklist nouveau")
+    blacklist = common.put_rendered(BLACKLIST_FILE, name="blacklist nouveau")
     server.shell(
-        name="NVIDIA | rebuild the initramfs without nouveau",
+        name="rebuild the initramfs without nouveau",
         commands=["update-initramfs -u -k all"],
         _if=blacklist.did_change,
     )
@@ -61,30 +61,30 @@ def nvidia():
         """No reboot pending from this run: the loaded kernel module matches the installed tools."""
         return not (driver.did_change() or blacklist.did_change())
 
-    reboot.mark(
-        name="NVIDIA | mark for reboot: new driver or nouveau blacklist",
+    reboot.request(
+        name="mark for reboot: new driver or nouveau blacklist",
         reason=f"NVIDIA {config.driver_version} set installed or nouveau blacklisted",
-        _if=lambda: not settled(),
+        when=lambda: not settled(),
     )
 
-    override = common.put_rendered(PERSISTENCED_DROPIN, name="NVIDIA | persistence daemon keeps running")
+    override = common.put_rendered(PERSISTENCED_DROPIN, name="persistence daemon keeps running")
     files.link(
-        name="NVIDIA | persistence daemon at every boot",
+        name="persistence daemon at every boot",
         path="/etc/systemd/system/multi-user.target.wants/nvidia-persistenced.service",
         target=PERSISTENCED_UNIT,
     )
-    systemd.daemon_reload(name="NVIDIA | reload units", _if=override.did_change)
+    systemd.daemon_reload(name="reload units", _if=override.did_change)
     systemd.service(
-        name="NVIDIA | persistence daemon running",
+        name="persistence daemon running",
         service="nvidia-persistenced.service",
         running=True,
         restarted=False,
         _if=settled,
     )
     if node.nvswitch:
-        systemd.service(name="NVIDIA | fabric manager enabled", service="nvidia-fabricmanager.service", enabled=True)
+        systemd.service(name="fabric manager enabled", service="nvidia-fabricmanager.service", enabled=True)
         systemd.service(
-            name="NVIDIA | fabric manager running", service="nvidia-fabricmanager.service", running=True, _if=settled
+            name="fabric manager running", service="nvidia-fabricmanager.service", running=True, _if=settled
         )
-    systemd.service(name="NVIDIA | DCGM enabled", service="nvidia-dcgm.service", enabled=True)
-    systemd.service(name="NVIDIA | DCGM running", service="nvidia-dcgm.service", running=True, _if=settled)
+    systemd.service(name="DCGM enabled", service="nvidia-dcgm.service", enabled=True)
+    systemd.service(name="DCGM running", service="nvidia-dcgm.service", running=True, _if=settled)

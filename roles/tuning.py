@@ -15,24 +15,24 @@ UNIT = "pdfleet-host-tuning.service"
 GRUB_FILE = "/etc/default/grub.d/90-pdfleet-iommu.cfg"
 
 
-@deploy("Host tuning")
+@deploy("Tuning")
 def tuning():
     config = common.cluster().host.tuning
-    script = common.put_rendered(SCRIPT, name="Tuning | boot-time tuning script")
-    unit = common.put_rendered(f"{UNIT_DIR}/{UNIT}", name="Tuning | boot-time tuning unit")
-    systemd.daemon_reload(name="Tuning | reload units", _if=unit.did_change)
-    systemd.service(name="Tuning | applied at every boot and now", service=UNIT, enabled=True, running=True)
+    script = common.put_rendered(SCRIPT, name="boot-time tuning script")
+    unit = common.put_rendered(f"{UNIT_DIR}/{UNIT}", name="boot-time tuning unit")
+    systemd.daemon_reload(name="reload units", _if=unit.did_change)
+    systemd.service(name="applied at every boot and now", service=UNIT, enabled=True, running=True)
     systemd.service(
-        name="Tuning | applied again after a change",
+        name="applied again after a change",
         service=UNIT,
         restarted=True,
         _if=lambda: script.did_change() or unit.did_change(),
     )
     if config.iommu_passthrough:
-        grub = common.put_rendered(GRUB_FILE, name="Tuning | iommu=pt on the kernel command line")
-        server.shell(name="Tuning | update the boot loader", commands=["update-grub"], _if=grub.did_change)
-        reboot.mark(
-            name="Tuning | mark for reboot: kernel command line",
+        grub = common.put_rendered(GRUB_FILE, name="iommu=pt on the kernel command line")
+        server.shell(name="update the boot loader", commands=["update-grub"], _if=grub.did_change)
+        reboot.request(
+            name="mark for reboot: kernel command line",
             reason="kernel command line changed",
-            _if=grub.did_change,
+            when=grub.did_change,
         )

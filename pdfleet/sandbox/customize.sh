@@ -56,3 +56,14 @@ EOF
 step "empty machine-id: each host gets its own"
 : > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
+
+step "the kernel's stand-ins: simulated vendor modules, boot-time modules and sysctls, chrony without the clock"
+kernel="$(dirname "$0")/standins/kernel"
+chroot "$root" dpkg-divert --quiet --local --rename --divert /usr/sbin/modprobe.kmod --add /usr/sbin/modprobe
+install -m 0755 "$kernel/modprobe" "$root/usr/sbin/modprobe"
+mkdir -p "$root/usr/lib/pdfleet-standin/modules"
+install -m 0755 "$kernel/kernel-boot" "$root/usr/lib/pdfleet-standin/kernel-boot"
+install -m 0644 "$kernel/pdfleet-standin-kernel-boot.service" "$root/etc/systemd/system/"
+mkdir -p "$root/etc/systemd/system/sysinit.target.wants" "$root/etc/systemd/system/chrony.service.d"
+ln -sf ../pdfleet-standin-kernel-boot.service "$root/etc/systemd/system/sysinit.target.wants/"
+install -m 0644 "$kernel/chrony-sandbox.conf" "$root/etc/systemd/system/chrony.service.d/pdfleet-sandbox.conf"

@@ -37,6 +37,9 @@ LIB = SOURCES / "_lib" / "standin_lib.py"
 SOURCE_DATE_EPOCH = 1735689600  # 2025-01-01 00:00:00 UTC: the mtime of every file in every package
 MAINTAINER = "pdfleet sandbox <pdfleet-sandbox@localhost>"
 STANDIN = "pdfleet sandbox stand-in: "
+# A package that would ship a kernel module leaves a marker here; the sandbox's modprobe (standins/kernel) then
+# simulates loading it. The content names the modules it depends on.
+MODULE_MARKERS = "/usr/lib/pdfleet-standin/modules"
 NVIDIA_DATA = "/usr/share/pdfleet-standin/nvidia"
 RDMA_DATA = "/usr/share/pdfleet-standin/rdma"
 
@@ -231,8 +234,16 @@ def _driver_set(driver: str) -> list[Package]:
             "nvidia-kernel-common-580-server",
             ubuntu,
             f"shared files used with the NVIDIA kernel modules, {driver}",
-            "Documentation only: there are no kernel modules, firmware or udev rules in the sandbox.",
+            "No kernel modules, firmware or udev rules: markers for the sandbox's simulated modules (nvidia, "
+            "loaded at boot as udev would, nvidia_uvm, nvidia_modeset, nvidia_peermem; see standins/kernel).",
             section="restricted/libs",
+            files=(
+                File(f"{MODULE_MARKERS}/nvidia", text=""),
+                File(f"{MODULE_MARKERS}/nvidia.autoload", text=""),
+                File(f"{MODULE_MARKERS}/nvidia_uvm", text="nvidia\n"),
+                File(f"{MODULE_MARKERS}/nvidia_modeset", text="nvidia\n"),
+                File(f"{MODULE_MARKERS}/nvidia_peermem", text="nvidia\n"),
+            ),
         ),
         Package(
             "libnvidia-compute-580-server",
@@ -442,13 +453,14 @@ def _gdrcopy() -> list[Package]:
             version,
             f"gdrdrv driver in DKMS format, {GDRCOPY_VERSION}",
             "Ships nothing a kernel could load and does not depend on dkms: kernel modules cannot be built or "
-            "loaded in the sandbox (handling gdrdrv on hosts is the host layer's concern).",
+            "loaded in the sandbox. Its marker lets the sandbox's modprobe simulate loading gdrdrv.",
             section="kernel",
             files=(
                 File(
                     f"/usr/src/gdrdrv-{GDRCOPY_VERSION}/README.pdfleet-standin",
                     text="pdfleet sandbox stand-in: no gdrdrv source; modules cannot be loaded in the sandbox.\n",
                 ),
+                File(f"{MODULE_MARKERS}/gdrdrv", text="nvidia\n"),
             ),
         ),
         Package(

@@ -14,6 +14,7 @@ mount --make-rprivate /
 mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$upper,workdir=$work" "$m"
 
 mount -t proc -o nosuid,nodev,noexec proc "$m/proc"
+mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$m/run"
 # /proc/sys is global for vm.*, kernel.*, fs.*: a sysctl there would change this machine. Only net.* is
 # per network namespace, so only /proc/sys/net stays writable (what systemd-nspawn does too).
 mount --bind "$m/proc/sys" "$m/proc/sys"
@@ -27,8 +28,30 @@ for entry in sysrq-trigger kcore bus irq acpi fs; do
         mount -o remount,bind,ro "$m/proc/$entry"
     fi
 done
+# The host's own kernel state where the deploys change it (standins/kernel): the few global sysctls the deploys
+# set get private copies, seeded from this machine's values at every boot, in the host's /run (a reboot resets
+# them as it resets a kernel).
+standin="$m/run/pdfleet-standin"
+mkdir -p "$standin/sysctl"
+# Each boot has its own boot ID (journalctl --list-boots tells a host's boots apart).
+cat /proc/sys/kernel/random/uuid > "$standin/boot_id"
+mount --bind -o ro "$standin/boot_id" "$m/proc/sys/kernel/random/boot_id"
+for key in kernel/numa_balancing vm/max_map_count; do
+    [ -e "/proc/sys/$key" ] || continue
+    copy="$standin/sysctl/${key//\//.}"
+    cat "/proc/sys/$key" > "$copy"
+    mount --bind "$copy" "$m/proc/sys/$key"
+done
 # sysfs mounted from inside the network namespace lists this host's interfaces only; read-only.
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$m/sys"
+# Loaded modules, per boot: /sys/module becomes a private tmpfs holding this machine's entries (read-only binds)
+# plus the simulated vendor modules the sandbox's modprobe adds (standins/kernel/modprobe).
+mount -t tmpfs -o mode=755,nosuid,nodev,noexec,size=1m tmpfs "$m/sys/module"
+for entry in /sys/module/*; do
+    [ -d "$entry" ] || continue
+    mkdir "$m$entry"
+    mount --bind -o ro "$entry" "$m$entry"
+done
 # The cgroup namespace is rooted at this host's own cgroup: systemd manages that subtree and nothing above it.
 mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$m/sys/fs/cgroup"
 
@@ -46,7 +69,6 @@ ln -s /proc/self/fd "$m/dev/fd"
 ln -s /proc/self/fd/0 "$m/dev/stdin"
 ln -s /proc/self/fd/1 "$m/dev/stdout"
 ln -s /proc/self/fd/2 "$m/dev/stderr"
-mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$m/run"
 
 hostname "$name"
 cd "$m"

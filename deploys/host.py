@@ -1,0 +1,21 @@
+"""The host layer: a bare Ubuntu 22.04/24.04 GPU server (or a Debian 12 sandbox host) to a node that runs DeepEP,
+NVSHMEM, NCCL and Mooncake at full speed. May reboot: hosts marked by a role reboot last, in waves of
+`host.reboot.parallel` (one at a time by default); `--data pdfleet_defer_reboots=1` lists them instead.
+
+    pyinfra inventories/prod.py deploys/host.py
+    pyinfra inventories/prod.py deploys/host.py --dry --diff     # what would change, and no change made
+"""
+
+from roles.base import base
+from roles.deepep import deepep_driver_options
+from roles.nvidia import nvidia
+from roles.rdma import rdma
+from roles.reboot import rolling
+from roles.tuning import tuning
+
+base()
+nvidia()
+deepep_driver_options()
+rdma()
+tuning()
+rolling()
