@@ -132,7 +132,8 @@ def reboot_wave(wave: int, waves_total: int, member: bool, reasons: list[str] | 
         return
     why = "; ".join(reasons) if reasons else "changed in this run"
     logger.info(f"{host.print_prefix}Reboot | wave {wave}/{waves_total}: rebooting ({why})")
-    # Detached so the SSH channel closes before the connection drops.
+    # The journal says why the host rebooted; the reboot is detached so the SSH channel closes before it drops.
+    yield StringCommand(f'logger -t pdfleet "reboot (wave {wave}/{waves_total}): $(paste -sd";" {MARK})"')
     yield StringCommand("( sleep 1 && systemctl reboot ) </dev/null >/dev/null 2>&1 &")
     yield FunctionCommand(_reboot_and_wait, (), {})
 
@@ -146,7 +147,8 @@ def report_deferred(reasons: list[str] | None, why: str):
     + why: why the reboot is not done (deferred, or this is the machine running pyinfra)
     """
     if reasons:
-        host.noop(f"reboot still needed ({why}): {'; '.join(reasons)}")
+        # A warning, not a change: nothing happens on the host, but nobody should miss it.
+        logger.warning(f"{host.print_prefix}Reboot | still needed ({why}): {'; '.join(reasons)}")
         return
 
     def warn(state, host) -> None:

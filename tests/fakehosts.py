@@ -8,6 +8,7 @@ silently, which to pyinfra's file facts means "the file does not exist".
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -20,6 +21,15 @@ from pyinfra.context import ctx_state
 
 from pdfleet.cluster import load_cluster
 from pdfleet.inventory import host_data
+from roles.base import base
+from roles.deepep import deepep_driver_options
+from roles.nvidia import nvidia
+from roles.rdma import rdma
+from roles.reboot import rolling
+from roles.tuning import tuning
+
+# deploys/host.py's roles, in its order.
+HOST_ROLES = (base, nvidia, deepep_driver_options, rdma, tuning, rolling)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class HostRun:
     will_change: dict[str, bool] = field(default_factory=dict)  # operation name -> planned change
     commands: list[str] = field(default_factory=list)  # every command the host was sent, facts included
+    changed: dict[str, bool] = field(default_factory=dict)  # operation name -> changed when run (not dry)
 
     def ran(self, fragment: str) -> bool:
         return any(fragment in command for command in self.commands)
@@ -53,6 +64,12 @@ def file_present(path: str, content: str, mode: str = "-rw-r--r--") -> dict:
     }
 
 
+def recorded(name: str) -> dict:
+    """Answers recorded from a sandbox host (tests/tools/record_host_answers.py), each matching its exact command."""
+    answers = json.loads((ROOT / "tests/fixtures/converged-host" / f"{name}.json").read_text())
+    return {re.compile("^" + re.escape(command) + "$"): answer for command, answer in answers.items()}
+
+
 def converge(
     role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "inventories/prod.yaml", dry: bool = False
 ) -> dict[str, HostRun]:
@@ -69,7 +86,8 @@ def converge(
     state = State(Inventory((hosts, {})), Config())
     with ctx_state.use(state):
         connect_all(state)
-        add_deploy(state, role)
+        for one in role if isinstance(role, tuple) else (role,):
+            add_deploy(state, one)
         runs = {}
         for host in state.inventory:
             run = HostRun()
@@ -81,5 +99,11 @@ def converge(
         if not dry:
             run_ops(state)
         for host in state.inventory:
-            runs[host.data.pdfleet_node].commands = list(host.connector.executed_commands)
+            run = runs[host.data.pdfleet_node]
+            run.commands = list(host.connector.executed_commands)
+            if not dry:
+                for op_hash in state.get_op_order():
+                    meta = state.ops[host].get(op_hash)
+                    if meta is not None:
+                        run.changed[state.op_meta[op_hash].names.copy().pop()] = meta.operation_meta.did_change()
     return runs
