@@ -1,8 +1,8 @@
-"""The `pdfleet` command: offline views of an inventory (check, plan, render, diff).
+"""The `pdfleet` command: offline views of an inventory (check, plan, render, diff), and the preflight.
 
 INVENTORY is the file pyinfra takes (inventories/prod.py) or its YAML (inventories/prod.yaml). Exit status:
-0 success, 1 differences found (diff), 2 invalid inventory or usage error. An invalid inventory prints one line
-per problem and never a traceback.
+0 success, 1 differences found (diff) or a check failed (preflight), 2 invalid inventory or usage error. An
+invalid inventory prints one line per problem and never a traceback.
 """
 
 from __future__ import annotations
@@ -306,6 +306,85 @@ def diff_command(inventory: str, rev: str) -> None:
         hosts = sorted({name.split("/", 1)[0] for name in set(old) | set(new) if old.get(name) != new.get(name)})
         click.echo(f"# {changed} file(s) differ on {len(hosts)} host(s): {', '.join(hosts)}", err=True)
         sys.exit(1)
+
+
+REPO = Path(__file__).resolve().parent.parent  # the checkout: deploys/, roles/ and inventories/ live there
+
+
+def _preflight_target(inventory: str, local_node: str | None) -> tuple[str, list[str]]:
+    """What pyinfra is pointed at: the inventory's NAME.py, or @local with the node named through --data."""
+    yaml_path = yaml_for(inventory).resolve()
+    if local_node:
+        return "@local", ["--data", f"pdfleet_inventory={yaml_path}", "--data", f"pdfleet_node={local_node}"]
+    inventory_py = yaml_path.with_suffix(".py")
+    if not inventory_py.exists():
+        _fail(f"{display_path(inventory_py)}: no pyinfra inventory beside {display_path(yaml_path)}")
+    return str(inventory_py), []
+
+
+@main.command("preflight")
+@inventory_argument
+@click.option("--limit", "limits", multiple=True, metavar="NODE", help="Check only this node (repeatable).")
+@click.option(
+    "--local",
+    "local_node",
+    metavar="NODE",
+    help="Check this machine (pyinfra @local) against NODE's entry in INVENTORY, without SSH.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for machines and CI).")
+def preflight_command(inventory: str, limits: tuple[str, ...], local_node: str | None, as_json: bool) -> None:
+    """Check that each node can serve: GPUs, NVLink, fabric, DeepEP, RDMA, host, NCCL all-reduce.
+
+    Runs deploys/verify.py with pyinfra (read-only) and prints a table per node, or JSON. Exit status 0 when no
+    check fails, 1 when one does (or a node could not be read), 2 for a bad inventory or option.
+    """
+    from pdfleet import preflight  # the checks; imported here so the offline commands stay light
+
+    cluster = _load(inventory)
+    source = display_path(yaml_for(inventory))
+    known = [node.name for node in cluster.nodes]
+    for option, name in [("--limit", n) for n in limits] + [("--local", local_node)]:
+        if name is not None and name not in known:
+            _fail(f"{option}: found {name!r}, expected a node of {source}: {', '.join(known)}")
+    if local_node and limits:
+        _fail("--limit and --local: found both, expected one (--local checks this machine only)")
+    deploy = REPO / "deploys" / "verify.py"
+    if not deploy.exists():
+        _fail(f"{deploy}: not found; run pdfleet preflight from a pdfleet checkout")
+    target, data = _preflight_target(inventory, local_node)
+    wanted = [local_node] if local_node else list(limits) or known
+    with tempfile.TemporaryDirectory(prefix="pdfleet-preflight-") as out:
+        command = [sys.executable, "-m", "pyinfra", target, str(deploy), "-y", "--data", f"pdfleet_verify_out={out}"]
+        command += data + [arg for name in limits for arg in ("--limit", name)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        reports = []
+        for name in wanted:
+            path = Path(out) / f"{name}.json"
+            if path.exists():
+                reports.append(preflight.NodeReport.from_dict(json.loads(path.read_text())))
+                continue
+            lines = [line.strip() for line in (run.stderr + run.stdout).splitlines() if line.strip()]
+            errors = [line for line in lines if "Error:" in line or "error:" in line]
+            if not errors:
+                errors = [f"pyinfra exited {run.returncode} and wrote no report for {name}"]
+            reports.append(
+                preflight.NodeReport(
+                    name,
+                    "@local" if local_node else name,
+                    (
+                        preflight.Result(
+                            "connect",
+                            preflight.FAIL,
+                            errors[-1][:200],
+                            "pyinfra reads the node",
+                            f"run by hand for the whole output: pyinfra {target} deploys/verify.py",
+                        ),
+                    ),
+                )
+            )
+    click.echo(preflight.to_json(reports) if as_json else preflight.to_table(reports))
+    sys.exit(1 if preflight.failed(reports) else 0)
 
 
 from pdfleet.sandbox.cli import sandbox  # noqa: E402  (the subcommand group, beside the offline views)

@@ -18,6 +18,7 @@ from pdfleet import dialects
 from pdfleet.errors import InventoryError, Problem
 from pdfleet.hostconfig import HostConfig, read_host_config
 from pdfleet.reader import NAME_RE, Problems, Section, show
+from pdfleet.verifyconfig import VerifyConfig, read_verify_config
 from pdfleet.yamlsource import load_yaml
 
 ROLES = ("prefill", "decode")
@@ -152,6 +153,7 @@ class Cluster:
     precompile_timeout: int
     start_timeout: int
     host: HostConfig
+    verify: VerifyConfig  # the preflight's thresholds (`verify:`, pdfleet/verifyconfig.py)
     env: dict = field(default_factory=dict, hash=False)
 
     @cached_property
@@ -282,6 +284,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     runtime = _read_runtime(top)
     router = _read_router(top, node_by_name)
     host = read_host_config(top)
+    verify = read_verify_config(top)
 
     top.finish()
     # Cross-field checks run even when some fields were invalid, so one pass reports as much as it can;
@@ -302,6 +305,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         precompile_timeout=precompile_timeout,
         start_timeout=start_timeout,
         host=host,
+        verify=verify,
         env=cluster_env,
     )
     _check_topology(cluster, problems)

@@ -8,6 +8,7 @@ the host roles decide on the plain data. Every parser is tested on real captured
 from __future__ import annotations
 
 import re
+import shlex
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
@@ -117,7 +118,11 @@ def parse_cmdline(text: str) -> dict[str, str | None]:
 
 
 def parse_topo_matrix(text: str) -> dict[tuple[str, str], str]:
-    """`nvidia-smi topo -m`: the connection between every pair of GPUs ('NV18', 'SYS', 'PIX', ...)."""
+    """`nvidia-smi topo -m`: the connection between every pair of GPUs ('NV18', 'SYS', 'PIX', ...).
+
+    Written to a pipe, nvidia-smi 580 still underlines the header row (ESC[4m ... ESC[0m): escapes are dropped.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     header = lines[0].split()
     gpus = [h for h in header if re.fullmatch(r"GPU\d+", h)]
@@ -185,3 +190,197 @@ def parse_rdma_sysfs(text: str) -> list[RdmaPort]:
             )
         )
     return result
+
+
+# ---- Preflight readings (pdfleet preflight, deploys/verify.py) ------------------------------------------------
+
+
+def parse_nvlink_status(text: str) -> dict[int, dict[int, float | None]]:
+    """`nvidia-smi nvlink -s`: {GPU index: {link: speed in GB/s, or None for an <inactive> link}}."""
+    gpus: dict[int, dict[int, float | None]] = {}
+    current: dict[int, float | None] | None = None
+    for line in text.splitlines():
+        gpu = re.match(r"^GPU (\d+):", line)
+        if gpu:
+            current = gpus.setdefault(int(gpu.group(1)), {})
+            continue
+        link = re.match(r"^\s+Link (\d+):\s*(.*)$", line)
+        if link and current is not None:
+            speed = re.match(r"([\d.]+)\s*GB/s", link.group(2))
+            current[int(link.group(1))] = float(speed.group(1)) if speed else None
+    return gpus
+
+
+def parse_fabricmanager_version(text: str) -> str | None:
+    """`nv-fabricmanager --version`: "Fabric Manager version is : 580.159.04" -> "580.159.04"."""
+    match = re.search(r"Fabric Manager version is\s*:\s*(\S+)", text)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One command's output (stdout and stderr together) and exit status, from a NODE_PROBE run."""
+
+    exit_status: int | None
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def missing(self) -> bool:
+        """The command itself was not found (sh's 127)."""
+        return self.exit_status == 127
+
+
+PROBE_MARK = "=== pdfleet-probe"
+
+
+def probe_command(sections: dict[str, str]) -> str:
+    """One shell script that runs every section's command (stdout and stderr together) between markers.
+
+    The script always exits 0: a failing command is a reading (its exit status is kept), not a failed host.
+    """
+    parts = []
+    for name, command in sections.items():
+        parts.append(f"echo '{PROBE_MARK} {name}'\n( {command}\n) 2>&1\necho \"{PROBE_MARK} {name} exit=$?\"")
+    return "\n".join(parts) + "\ntrue"
+
+
+def parse_probe(text: str) -> dict[str, Probe]:
+    """The output of a probe_command script: {section name: Probe}."""
+    sections: dict[str, Probe] = {}
+    name, lines = None, []
+    for line in text.splitlines():
+        if line.startswith(PROBE_MARK + " "):
+            rest = line[len(PROBE_MARK) + 1 :].split()
+            if len(rest) == 1:
+                name, lines = rest[0], []
+                continue
+            if len(rest) == 2 and rest[1].startswith("exit=") and rest[0] == name:
+                status = rest[1][len("exit=") :]
+                sections[name] = Probe(int(status) if status.isdigit() else None, "\n".join(lines))
+                name, lines = None, []
+                continue
+        if name is not None:
+            lines.append(line)
+    if name is not None:  # cut off before its exit line
+        sections[name] = Probe(None, "\n".join(lines))
+    return sections
+
+
+# The weights' index: every shard file it names and the tensor bytes it declares (python3 is on every Ubuntu node).
+WEIGHTS_INDEX_SCRIPT = (
+    "import json,sys; d=json.load(open(sys.argv[1])); "
+    'print("total_size", d.get("metadata", {}).get("total_size", "")); '
+    '[print("shard", s) for s in sorted(set(d["weight_map"].values()))]'
+)
+WEIGHTS_INDEX = "model.safetensors.index.json"
+
+
+def node_probe_sections(model_path: str, units: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """What the preflight reads from a node, as {section: shell command}; every command only reads."""
+    path = shlex.quote(model_path)
+    index = shlex.quote(f"{model_path.rstrip('/')}/{WEIGHTS_INDEX}")
+    sections = {
+        "nvidia-smi": "timeout 120 nvidia-smi -q -x",
+        "topology": "timeout 60 nvidia-smi topo -m",
+        "nvlink": "timeout 60 nvidia-smi nvlink -s",
+        "fabricmanager-version": "nv-fabricmanager --version",
+        "systemd": "if [ -d /run/systemd/system ]; then echo yes; else echo no; fi",
+        "fabricmanager-state": "systemctl is-active nvidia-fabricmanager.service",
+        "nvidia-params": "cat /proc/driver/nvidia/params",
+        "modules": "cat /proc/modules",
+        "rdma": RDMA_SYSFS_COMMAND,
+        "cmdline": "cat /proc/cmdline",
+        "iommu-groups": "ls /sys/kernel/iommu_groups 2>/dev/null | wc -l",
+        "disk": f'p={path}; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; df -P -B1 "$p"',
+        "weights-index": f"if [ -f {index} ]; then python3 -c '{WEIGHTS_INDEX_SCRIPT}' {index}; else echo none; fi",
+        "weights-files": f"find {path} -maxdepth 1 -type f -name '*.safetensors' -printf '%f\\t%s\\n' 2>/dev/null",
+        "clock": (
+            "if [ -d /run/systemd/system ] && command -v timedatectl >/dev/null 2>&1; then "
+            "echo timedatectl; timedatectl show -p NTPSynchronized --value; "
+            "elif command -v chronyc >/dev/null 2>&1; then echo chronyc; chronyc -n tracking; "
+            "else echo none; fi"
+        ),
+    }
+    if units:
+        sections["memlock"] = "systemctl show -p Id -p LoadState -p LimitMEMLOCK " + " ".join(
+            shlex.quote(u) for u in units
+        )
+    return sections
+
+
+def parse_systemctl_show(text: str) -> dict[str, dict[str, str]]:
+    """`systemctl show -p Id -p ... UNIT...`: {unit id: {property: value}} (one block per unit, blank-separated)."""
+    units: dict[str, dict[str, str]] = {}
+    block: dict[str, str] = {}
+    for line in [*text.splitlines(), ""]:
+        if not line.strip():
+            if "Id" in block:
+                units[block["Id"]] = block
+            block = {}
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            block[key.strip()] = value.strip()
+    return units
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    path: str  # the nearest existing directory of the model path
+    mount: str
+    available_bytes: int
+
+
+def parse_df(text: str) -> DiskSpace | None:
+    """`df -P -B1 PATH`: the filesystem holding PATH and its free bytes."""
+    for line in text.splitlines()[1:]:
+        cells = line.split()
+        if len(cells) >= 6 and cells[3].isdigit():
+            return DiskSpace(path=cells[5], mount=cells[5], available_bytes=int(cells[3]))
+    return None
+
+
+@dataclass(frozen=True)
+class WeightsIndex:
+    total_size: int | None  # tensor bytes the index declares (metadata.total_size)
+    shards: tuple[str, ...]
+
+
+def parse_weights_index(text: str) -> WeightsIndex | None:
+    """The output of WEIGHTS_INDEX_SCRIPT, or None where the index is absent ('none')."""
+    if text.strip() == "none":
+        return None
+    total, shards = None, []
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "total_size" and value.strip().isdigit():
+            total = int(value)
+        elif key == "shard" and value.strip():
+            shards.append(value.strip())
+    return WeightsIndex(total, tuple(shards))
+
+
+def parse_file_sizes(text: str) -> dict[str, int]:
+    """`find ... -printf '%f\\t%s\\n'`: {file name: size in bytes}."""
+    sizes = {}
+    for line in text.splitlines():
+        name, sep, size = line.rpartition("\t")
+        if sep and size.strip().isdigit():
+            sizes[name] = int(size)
+    return sizes
+
+
+def parse_clock(text: str) -> bool | None:
+    """The probe's clock section: True synchronised, False not, None when neither timedatectl nor chronyc answers."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] == "none":
+        return None
+    if lines[0] == "timedatectl":
+        return {"yes": True, "no": False}.get(lines[1]) if len(lines) > 1 else None
+    if lines[0] == "chronyc":
+        leap = [line for line in lines if line.startswith("Leap status")]
+        return leap[0].split(":", 1)[1].strip() == "Normal" if leap else None
+    return None
