@@ -108,6 +108,22 @@ def parse_proc_modules(text: str) -> set[str]:
     return {line.split()[0] for line in text.splitlines() if line.strip()}
 
 
+# The loaded modules as sysfs shows them: /sys/module/<name>/initstate reads "live" (present also on kernels whose
+# /proc/modules is absent, and the way the sandbox simulates vendor modules).
+LIVE_MODULES_COMMAND = "grep -H . /sys/module/*/initstate 2>/dev/null || true"
+
+
+def parse_live_modules(text: str) -> set[str]:
+    """`grep -H . /sys/module/*/initstate` output: the names of the modules whose state is live."""
+    live = set()
+    for line in text.splitlines():
+        path, _, state = line.partition(":")
+        parts = path.split("/")
+        if state.strip() == "live" and len(parts) == 5 and parts[:3] == ["", "sys", "module"]:
+            live.add(parts[3])
+    return live
+
+
 def parse_cmdline(text: str) -> dict[str, str | None]:
     """/proc/cmdline: `key=value` and bare `flag` words (values keep their own '=' signs)."""
     params: dict[str, str | None] = {}
@@ -291,7 +307,7 @@ def node_probe_sections(model_path: str, units: tuple[str, ...] | list[str]) -> 
         "systemd": "if [ -d /run/systemd/system ]; then echo yes; else echo no; fi",
         "fabricmanager-state": "systemctl is-active nvidia-fabricmanager.service",
         "nvidia-params": "cat /proc/driver/nvidia/params",
-        "modules": "cat /proc/modules",
+        "modules": LIVE_MODULES_COMMAND,
         "rdma": RDMA_SYSFS_COMMAND,
         "cmdline": "cat /proc/cmdline",
         "iommu-groups": "ls /sys/kernel/iommu_groups 2>/dev/null | wc -l",

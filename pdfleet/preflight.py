@@ -150,7 +150,7 @@ def facts_from_probe(probe: dict[str, Probe], allreduce: dict | None = None) -> 
         nvidia_params=hostfacts.parse_nvidia_params(section("nvidia-params").text)
         if section("nvidia-params").ok
         else None,
-        modules=frozenset(hostfacts.parse_proc_modules(section("modules").text)),
+        modules=frozenset(hostfacts.parse_live_modules(section("modules").text)),
         rdma=tuple(hostfacts.parse_rdma_sysfs(section("rdma").text)),
         cmdline=hostfacts.parse_cmdline(section("cmdline").text),
         iommu_groups=int(iommu) if iommu.isdigit() else None,

@@ -49,17 +49,17 @@ class NvidiaModuleParams(FactBase):
 
 
 class LoadedModules(FactBase):
-    """Names of the loaded kernel modules (/proc/modules)."""
+    """Names of the loaded kernel modules, from sysfs (/sys/module/<name>/initstate reads "live")."""
 
     @staticmethod
     def default() -> set:
         return set()
 
     def command(self) -> str:
-        return "cat /proc/modules"
+        return hostfacts.LIVE_MODULES_COMMAND
 
     def process(self, output: list[str]) -> set:
-        return hostfacts.parse_proc_modules("\n".join(output))
+        return hostfacts.parse_live_modules("\n".join(output))
 
 
 class KernelCmdline(FactBase):

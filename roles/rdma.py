@@ -10,35 +10,17 @@ would not load into this one), the boot loads them otherwise.
 from __future__ import annotations
 
 from pyinfra import host
-from pyinfra.api import FactBase, QuoteString, StringCommand, deploy, operation
+from pyinfra.api import QuoteString, StringCommand, deploy, operation
 from pyinfra.operations import apt, files, server
 
 from pdfleet.hostplan import GPUDIRECT_MODULES, INBOX_RDMA_PACKAGES, doca_key_url, rdma_pins
 from roles import common, packages, reboot
+from roles.facts import LoadedModules
 
 DOCA_SOURCES = "/etc/apt/sources.list.d/pdfleet-doca.list"
 DOCA_KEY = "/etc/apt/keyrings/pdfleet-doca.asc"
 PIN_FILE = "/etc/apt/preferences.d/pdfleet-rdma.pref"
 MODULES_FILE = "/etc/modules-load.d/pdfleet-gpudirect.conf"
-
-
-class LiveModules(FactBase):
-    """The loaded kernel modules, from sysfs (/sys/module/<name>/initstate is "live" for each)."""
-
-    @staticmethod
-    def default() -> set:
-        return set()
-
-    def command(self) -> str:
-        return "grep -H . /sys/module/*/initstate 2>/dev/null || true"
-
-    def process(self, output: list[str]) -> set:
-        live = set()
-        for line in output:
-            path, _, state = line.partition(":")
-            if state.strip() == "live":
-                live.add(path.split("/")[3])
-        return live
 
 
 @operation()
@@ -48,7 +30,7 @@ def modules_loaded(modules: list[str]):
 
     + modules: module names, as sysfs spells them (underscores)
     """
-    missing = [name for name in modules if name not in host.get_fact(LiveModules)]
+    missing = [name for name in modules if name not in host.get_fact(LoadedModules)]
     if not missing:
         host.noop(f"{', '.join(modules)} loaded")
         return

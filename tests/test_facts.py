@@ -31,7 +31,7 @@ def test_module_params_and_modules_and_cmdline():
     params = facts.NvidiaModuleParams().process(["EnableStreamMemOPs: 1", 'RegistryDwords: "PeerMappingOverride=1;"'])
     assert params == {"EnableStreamMemOPs": "1", "RegistryDwords": "PeerMappingOverride=1;"}
     assert facts.NvidiaModuleParams.default() == {}
-    assert facts.LoadedModules().process(["nvidia_peermem 16384 0 - Live 0x0"]) == {"nvidia_peermem"}
+    assert facts.LoadedModules().process(["/sys/module/nvidia_peermem/initstate:live"]) == {"nvidia_peermem"}
     assert facts.KernelCmdline().process(["ro iommu=pt"]) == {"ro": None, "iommu": "pt"}
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pdfleet.hostfacts import (
     parse_cmdline,
+    parse_live_modules,
     parse_nvidia_params,
     parse_nvidia_smi_xml,
     parse_proc_modules,
@@ -87,3 +88,13 @@ def test_rdma_sysfs_dump():
     ]
     assert ports[0].gids[3] == ("0000:0000:0000:0000:0000:ffff:0a64:000b", "RoCE v2")
     assert parse_rdma_sysfs("") == []  # a node without RDMA devices
+
+
+def test_live_modules_from_sysfs():
+    text = (
+        "/sys/module/nvidia/initstate:live\n"
+        "/sys/module/nvidia_peermem/initstate:live\n"
+        "/sys/module/gdrdrv/initstate:going\n"
+        "/sys/module/weird/parameters/initstate:live\n"
+    )
+    assert parse_live_modules(text) == {"nvidia", "nvidia_peermem"}

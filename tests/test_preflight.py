@@ -51,7 +51,7 @@ def rdma_sysfs(hcas=8, rate="400 Gb/sec (4X NDR)", state="4: ACTIVE", layer="Eth
 
 def node_probe_sections(healthy: bool = False) -> dict[str, tuple[int, str]]:
     """{section: (exit status, output)}: the captured node, or (healthy) one that has everything it lacked."""
-    modules = "\n".join(f"{m} 16384 0 - Live 0x0" for m in fixture_section("kernel modules").split())
+    modules = "\n".join(f"/sys/module/{m}/initstate:live" for m in fixture_section("kernel modules").split())
     sections = {
         "nvidia-smi": (0, XML),
         "topology": (0, TOPO),
@@ -75,7 +75,7 @@ def node_probe_sections(healthy: bool = False) -> dict[str, tuple[int, str]]:
             "systemd": (0, "yes"),
             "fabricmanager-state": (0, "active"),
             "nvidia-params": (0, 'EnableStreamMemOPs: 1\nRegistryDwords: "PeerMappingOverride=1;"'),
-            "modules": (0, modules + "\ngdrdrv 24576 0 - Live 0x0\nnvidia_peermem 16384 0 - Live 0x0"),
+            "modules": (0, modules + "\n/sys/module/gdrdrv/initstate:live\n/sys/module/nvidia_peermem/initstate:live"),
             "rdma": (0, rdma_sysfs()),
             "cmdline": (0, "BOOT_IMAGE=/vmlinuz root=/dev/md0 ro iommu=pt"),
             "iommu-groups": (0, "211"),
@@ -301,7 +301,7 @@ def test_deepep_params_missing_or_half_set_and_modules_missing():
     assert (got.status, got.seen) == ("FAIL", "EnableStreamMemOPs=1, RegistryDwords=''")
     got = results(readings(healthy=True, nvidia_params=(1, "cat: /proc/driver/nvidia/params: No such file")))
     assert got["deepep.params"].seen == "/proc/driver/nvidia/params absent (nvidia not loaded)"
-    modules = node_probe_sections(healthy=True)["modules"][1].replace("gdrdrv 24576 0 - Live 0x0", "")
+    modules = node_probe_sections(healthy=True)["modules"][1].replace("/sys/module/gdrdrv/initstate:live", "")
     got = results(readings(healthy=True, modules=(0, modules)))["deepep.modules"]
     assert (got.status, got.seen) == ("FAIL", "not loaded: gdrdrv")
 
