@@ -1,4 +1,4 @@
-"""The host layer: a bare Ubuntu 22.04/24.04 GPU server (or a Debian 12 sandbox host) to a node that runs DeepEP,
+"""The host layer: a bare Ubuntu 22.04/24.04 (or Debian 12) GPU server to a node that runs DeepEP,
 NVSHMEM, NCCL and Mooncake at full speed. May reboot: hosts marked by a role reboot last, in waves of
 `host.reboot.parallel` (one at a time by default); `--data pdfleet_defer_reboots=1` lists them instead.
 

@@ -109,7 +109,7 @@ def parse_proc_modules(text: str) -> set[str]:
 
 
 # The loaded modules as sysfs shows them: /sys/module/<name>/initstate reads "live" (present also on kernels whose
-# /proc/modules is absent, and the way the sandbox simulates vendor modules).
+# /proc/modules is absent).
 LIVE_MODULES_COMMAND = "grep -H . /sys/module/*/initstate 2>/dev/null || true"
 
 
