@@ -18,11 +18,14 @@ RESULTS: dict[str, dict] = {}  # figures for the closing note, printed at the en
 
 @pytest.fixture(scope="module")
 def fresh(sandbox):
-    """Hosts made anew from the image (other sandbox tests ran deploys on them)."""
+    """Hosts made anew from the image before (other sandbox tests ran deploys on them) and after (the next ones
+    expect hosts without a driver)."""
     pdfleet("sandbox", "down")
     pdfleet("sandbox", "up")
     yield
     print("\nhost.py figures:", json.dumps(RESULTS, indent=1))
+    pdfleet("sandbox", "down")
+    pdfleet("sandbox", "up")
 
 
 def inventory_with(tmp_path: Path, **nvidia) -> Path:

@@ -15,7 +15,7 @@ def converge() -> dict:
 
 
 def changed(results: dict) -> set[str]:
-    return {op["name"].split(" | ", 1)[-1] for op in results["operations"] if op["success"]}
+    return {op["name"] for op in results["operations"] if op["success"]}
 
 
 def test_nvidia_role_fresh_host_reboot_then_converged(sandbox):

@@ -1,4 +1,4 @@
-"""roles.nvidia alone, for the sandbox tests (deploys/host.py will run it with the other host roles)."""
+"""roles.nvidia alone, for the sandbox tests (deploys/host.py runs it with the other host roles)."""
 
 from roles.nvidia import nvidia
 
