@@ -6,6 +6,7 @@ NVSHMEM, NCCL and Mooncake at full speed. May reboot: hosts marked by a role reb
     pyinfra inventories/prod.py deploys/host.py --dry --diff     # what would change, and no change made
 """
 
+from roles import prefetch
 from roles.base import base
 from roles.deepep import deepep_driver_options
 from roles.nvidia import nvidia
@@ -13,6 +14,7 @@ from roles.rdma import rdma
 from roles.reboot import rolling
 from roles.tuning import tuning
 
+prefetch.install()  # facts of a converged host in one round trip (roles/prefetch.py)
 base()
 nvidia()
 deepep_driver_options()

@@ -10,18 +10,24 @@ from pyinfra.operations import files
 
 from pdfleet.cluster import Cluster, load_cluster
 from pdfleet.render import RenderedFile, render
-from pdfleet.serving import plan
+from pdfleet.serving import ServingPlan, plan
 
 
 @lru_cache(maxsize=4)
-def _cluster_and_files(inventory_yaml: str) -> tuple[Cluster, dict[str, dict[str, RenderedFile]]]:
+def _cluster_and_files(inventory_yaml: str) -> tuple[Cluster, ServingPlan, dict[str, dict[str, RenderedFile]]]:
     # Validated once per pyinfra run (the inventory module already refused a bad one before any contact).
     cluster = load_cluster(inventory_yaml)
-    return cluster, render(plan(cluster))
+    serving = plan(cluster)
+    return cluster, serving, render(serving)
 
 
 def cluster() -> Cluster:
     return _cluster_and_files(host.data.pdfleet_inventory)[0]
+
+
+def serving_plan() -> ServingPlan:
+    """Every node's serving command, environment and units, and the router's (pdfleet.serving)."""
+    return _cluster_and_files(host.data.pdfleet_inventory)[1]
 
 
 def node_name() -> str:
@@ -30,7 +36,7 @@ def node_name() -> str:
 
 def rendered(path: str) -> RenderedFile:
     """The text this host must hold at `path`, exactly as `pdfleet render` shows it."""
-    return _cluster_and_files(host.data.pdfleet_inventory)[1][node_name()][path]
+    return _cluster_and_files(host.data.pdfleet_inventory)[2][node_name()][path]
 
 
 def put_rendered(path: str, name: str, **kwargs):

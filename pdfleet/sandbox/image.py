@@ -61,8 +61,8 @@ REPO_PACKAGES = (
     "initramfs-tools",
     "rsync",
 )
-# The real PD router and what it needs, fetched from PyPI into the local index.
-PYPI_REQUIREMENTS = ("smg==1.13.0",)
+# Real wheels from PyPI for the local index: the PD router, Mooncake's transfer engine, uv (and what they need).
+PYPI_REQUIREMENTS = ("smg==1.13.0", "mooncake-transfer-engine==0.3.13.post1", "uv==0.13.9")
 
 # Inputs whose change means a new image.
 RECIPE_FILES = ("image.py", "customize.sh", "debs.py", "wheels.py")

@@ -1,0 +1,13 @@
+"""The serving layer: a node that passed the host layer to a running part of the PD deployment: the runtime, the
+units (env, DeepGEMM key, precompile, server; the router on its node). Never reboots.
+
+    pyinfra inventories/prod.py deploys/serve.py
+"""
+
+from roles import prefetch
+from roles.runtime import runtime
+from roles.units import units
+
+prefetch.install()  # facts of a converged host in one round trip (roles/prefetch.py)
+runtime()
+units()
