@@ -1,5 +1,6 @@
 """What a no-op converge costs against merely connecting: median wall time of `pyinfra -y INVENTORY DEPLOY` on a
-converged cluster against the floor `pyinfra -y INVENTORY exec -- true`, alternating in one run, and their ratio.
+converged cluster against the floor `pyinfra -y INVENTORY exec -- true`, alternating in one run, and their ratio;
+also the same no-op with every fact read live (`--data pdfleet_fact_prefetch=0`, roles/prefetch.py off).
 
 Needs the sandbox up and converged (the first, converging run is not timed; it must succeed).
 
@@ -37,14 +38,21 @@ def main() -> None:
     parser.add_argument("--inventory", default="inventories/sandbox.py")
     args = parser.parse_args()
     timed(args.inventory, args.deploy)  # converge first: what follows must be no-ops
-    noop, floor = [], []
+    noop, live, floor = [], [], []
     for _ in range(args.runs):
         noop.append(timed(args.inventory, args.deploy))
+        live.append(timed("--data", "pdfleet_fact_prefetch=0", args.inventory, args.deploy))
         floor.append(timed(args.inventory, "exec", "--", "true"))
-    n, f = statistics.median(noop), statistics.median(floor)
-    print(f"no-op {args.deploy}: median {n:.2f} s ({', '.join(f'{t:.2f}' for t in noop)})")
-    print(f"floor exec -- true: median {f:.2f} s ({', '.join(f'{t:.2f}' for t in floor)})")
-    print(f"ratio no-op / floor: {n / f:.2f} (goal: at most 2.5), {args.runs} pairs in one run")
+    n, lv, f = statistics.median(noop), statistics.median(live), statistics.median(floor)
+
+    def show(what: str, times: list[float], median: float) -> None:
+        print(f"{what}: median {median:.2f} s ({', '.join(f'{t:.2f}' for t in times)})")
+
+    show(f"no-op {args.deploy}", noop, n)
+    show(f"no-op {args.deploy}, facts read live", live, lv)
+    show("floor exec -- true", floor, f)
+    print(f"ratio no-op / floor: {n / f:.2f} (goal: at most 2.5); facts read live: {lv / f:.2f}")
+    print(f"{args.runs} rounds in one run, each: no-op, no-op with live facts, floor")
 
 
 if __name__ == "__main__":

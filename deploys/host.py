@@ -14,7 +14,7 @@ from roles.rdma import rdma
 from roles.reboot import rolling
 from roles.tuning import tuning
 
-prefetch.install()  # facts of a converged host in one round trip (roles/prefetch.py)
+prefetch.install("host")  # facts of a converged host in one round trip (roles/prefetch.py)
 base()
 nvidia()
 deepep_driver_options()

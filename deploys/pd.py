@@ -15,7 +15,7 @@ from roles.runtime import runtime
 from roles.tuning import tuning
 from roles.units import units
 
-prefetch.install()  # facts of a converged host in one round trip (roles/prefetch.py)
+prefetch.install("pd")  # facts of a converged host in one round trip (roles/prefetch.py)
 base()
 nvidia()
 deepep_driver_options()

@@ -8,6 +8,6 @@ from roles import prefetch
 from roles.runtime import runtime
 from roles.units import units
 
-prefetch.install()  # facts of a converged host in one round trip (roles/prefetch.py)
+prefetch.install("serve")  # facts of a converged host in one round trip (roles/prefetch.py)
 runtime()
 units()

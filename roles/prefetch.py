@@ -6,7 +6,7 @@ from this machine read on that host, and answers those facts from the result whi
 host. The first command that is not a known fact read (an operation's change, a file upload, a new fact) ends it:
 from there every fact is read live again, so what an operation decides after a change is always current.
 
-The lists live on the machine running pyinfra (`$XDG_CACHE_HOME/pdfleet/fact-commands/<cluster>/<node>.json`),
+The lists live on the machine running pyinfra (`$XDG_CACHE_HOME/pdfleet/fact-commands/<cluster>/<node>.<deploy>.json`),
 one per host, rewritten at the end of each run. A first run, or `--data pdfleet_fact_prefetch=0`, reads every fact
 live. Only for root logins: facts read through sudo would need the batch to run with each fact's own arguments.
 """
@@ -42,9 +42,9 @@ class _Memo:
 _memos: WeakKeyDictionary[Host, _Memo] = WeakKeyDictionary()
 
 
-def cache_file(cluster: str, node: str) -> Path:
+def cache_file(cluster: str, node: str, deploy: str) -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "pdfleet" / "fact-commands" / cluster / f"{node}.json"
+    return base / "pdfleet" / "fact-commands" / cluster / f"{node}.{deploy}.json"
 
 
 def batch_script(commands: list[str]) -> str:
@@ -109,11 +109,14 @@ def _enabled() -> bool:
     return switch and common.cluster().ssh.user == "root" and not host.data.get("_sudo")
 
 
-def install() -> None:
-    """Answer this host's facts from one batched read until something changes on it (see the module doc)."""
+def install(deploy: str) -> None:
+    """Answer this host's facts from one batched read until something changes on it (see the module doc).
+
+    + deploy: the deploy's name (host, serve, pd): each deploy reads its own list of facts
+    """
     if host in _memos or not _enabled():
         return
-    memo = _Memo(cache_file(common.cluster().name, common.node_name()))
+    memo = _Memo(cache_file(common.cluster().name, common.node_name(), deploy))
     _memos[host] = memo
     real_run, real_put, real_get_fact = host.run_shell_command, host.put_file, host.get_fact
     try:
