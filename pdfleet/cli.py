@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from pdfleet import __version__
+from pdfleet import __version__, drysummary
 from pdfleet.cluster import Cluster
 from pdfleet.errors import InventoryError
 from pdfleet.inventory import display_path, load, yaml_for
@@ -305,6 +305,23 @@ def diff_command(inventory: str, rev: str) -> None:
     if changed:
         hosts = sorted({name.split("/", 1)[0] for name in set(old) | set(new) if old.get(name) != new.get(name)})
         click.echo(f"# {changed} file(s) differ on {len(hosts)} host(s): {', '.join(hosts)}", err=True)
+        sys.exit(1)
+
+
+@main.command("dry-summary")
+@click.argument("plan_file", type=click.File("r"), metavar="PLAN.json")
+def dry_summary_command(plan_file) -> None:
+    """Summarise `pyinfra --dry --json INVENTORY DEPLOY` per host, as Markdown (for a CI job summary).
+
+    Exit 0 when no host would change, 1 when one would.
+    """
+    text = plan_file.read()
+    try:
+        summary = drysummary.summarise(text)
+    except (ValueError, KeyError, TypeError) as error:
+        _fail(f"{plan_file.name}: not the JSON of `pyinfra --dry --json`: {error}")
+    click.echo(drysummary.markdown(summary), nl=False)
+    if any(entry["change"] for entry in summary.values()):
         sys.exit(1)
 
 
