@@ -45,12 +45,14 @@ def verified_unit(path: str, content: str):
 @operation()
 def started(unit: str):
     """
-    Start a unit without waiting for it to become active (the health gate waits), unless it is active or starting.
+    Start a unit without waiting for it to become active (the health gate waits), unless it is active or in
+    transition.
 
     + unit: the unit's name
     """
     state = host.get_fact(SystemdUnitState, unit=unit)
-    if state in ("active", "activating", "reloading"):
+    # In transition (starting, waiting to restart after a crash, stopping before that): systemd's Restart= owns it.
+    if state in ("active", "activating", "reloading", "deactivating"):
         host.noop(f"{unit} is {state}")
         return
     yield StringCommand("systemctl", "start", "--no-block", unit)
