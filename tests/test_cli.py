@@ -142,3 +142,14 @@ def test_diff_against_a_git_revision(tmp_path):
 
     bad_rev = run(*pdfleet, "diff", "inventories/prod.py", "--against", "no-such-rev", cwd=repo, env=env)
     assert bad_rev.returncode == 2 and "git archive" in bad_rev.stderr
+
+
+def test_sandbox_ssh_refuses_a_host_that_is_not_running(tmp_path):
+    """Without its bridge a sandbox address would be routed off this machine: no connection is even tried."""
+    from pdfleet.synthetic import inventory_document, write_inventory
+
+    text = json.dumps(inventory_document(prefill=[1], decode=[1])).replace("prefill-0", "idle-0")
+    inventory = write_inventory(tmp_path, json.loads(text)).with_suffix(".yaml")
+    result = run(str(BIN / "pdfleet"), "sandbox", "ssh", "--inventory", str(inventory), "idle-0", "true")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "pdfleet sandbox: host 'idle-0' is not running (pdfleet sandbox up)\n"

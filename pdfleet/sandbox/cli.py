@@ -111,6 +111,10 @@ def ssh(inventory: Path, host: str, command: tuple[str, ...]) -> None:
     if match is None:
         click.echo(f"pdfleet sandbox: no host {host!r}; hosts: {', '.join(h.name for h in sb.hosts)}", err=True)
         sys.exit(2)
+    if sb.init_pid(match) is None:
+        # Without its bridge the address would be routed off this machine: never connect then.
+        click.echo(f"pdfleet sandbox: host {host!r} is not running (pdfleet sandbox up)", err=True)
+        sys.exit(1)
     argv = [
         "ssh",
         "-i",
@@ -123,6 +127,8 @@ def ssh(inventory: Path, host: str, command: tuple[str, ...]) -> None:
         "BatchMode=yes",
         "-o",
         "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
         f"root@{match.address}",
         *command,
     ]
