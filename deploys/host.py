@@ -7,17 +7,8 @@ NVSHMEM, NCCL and Mooncake at full speed. May reboot: hosts marked by a role reb
 """
 
 from roles import prefetch
-from roles.base import base
-from roles.deepep import deepep_driver_options
-from roles.nvidia import nvidia
-from roles.rdma import rdma
-from roles.reboot import rolling
-from roles.tuning import tuning
+from roles.layers import HOST_LAYER
 
 prefetch.install("host")  # facts of a converged host in one round trip (roles/prefetch.py)
-base()
-nvidia()
-deepep_driver_options()
-rdma()
-tuning()
-rolling()
+for role in HOST_LAYER:  # base, nvidia, deepep, rdma, tuning, reboot
+    role()

@@ -5,23 +5,10 @@ pyinfra inventories/prod.py deploys/pd.py --dry --diff
 """
 
 from roles import prefetch
-from roles.base import base
-from roles.deepep import deepep_driver_options
 from roles.health import health_gate
-from roles.nvidia import nvidia
-from roles.rdma import rdma
-from roles.reboot import rolling
-from roles.runtime import runtime
-from roles.tuning import tuning
-from roles.units import units
+from roles.layers import HOST_LAYER, SERVING_LAYER
 
 prefetch.install("pd")  # facts of a converged host in one round trip (roles/prefetch.py)
-base()
-nvidia()
-deepep_driver_options()
-rdma()
-tuning()
-rolling()
-runtime()
-units()
+for role in (*HOST_LAYER, *SERVING_LAYER):
+    role()
 health_gate()

@@ -5,9 +5,8 @@ units (env, DeepGEMM key, precompile, server; the router on its node). Never reb
 """
 
 from roles import prefetch
-from roles.runtime import runtime
-from roles.units import units
+from roles.layers import SERVING_LAYER
 
 prefetch.install("serve")  # facts of a converged host in one round trip (roles/prefetch.py)
-runtime()
-units()
+for role in SERVING_LAYER:  # runtime, units
+    role()

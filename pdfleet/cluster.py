@@ -164,6 +164,14 @@ class Cluster:
     def _placements(self) -> dict[str, tuple[Instance, int]]:
         return {m.node: (instance, m.rank) for instance in self.instances for m in instance.members}
 
+    @cached_property
+    def _ports_by_node(self) -> dict[str, list[int]]:
+        ports: dict[str, set[int]] = {}
+        for owner, port, *_ in port_claims(self):
+            if port is not None:
+                ports.setdefault(owner, set()).add(port)
+        return {owner: sorted(found) for owner, found in ports.items()}
+
     def node(self, name: str) -> Node:
         return self._nodes_by_name[name]
 
@@ -604,8 +612,8 @@ def port_claims(cluster: Cluster):
 
 
 def node_ports(cluster: Cluster, node: str) -> list[int]:
-    """The ports services of the plan listen on, on one node, sorted."""
-    return sorted({port for owner, port, *_ in port_claims(cluster) if owner == node and port is not None})
+    """The ports services of the plan listen on, on one node, sorted (the claims are listed once per cluster)."""
+    return cluster._ports_by_node.get(node, [])
 
 
 def _check_ports(cluster: Cluster, problems: Problems) -> None:

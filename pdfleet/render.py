@@ -81,8 +81,9 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
         host[f"{UNIT_DIR}/{spec.precompile_unit}"] = RenderedFile(
             env.get_template("sglang-precompile.service.j2").render(ctx)
         )
+    shared = _host_context(cluster, common)
     for node in cluster.nodes:
-        files[node.name].update(_host_files(env, cluster, common, node.name))
+        files[node.name].update(_host_files(env, cluster, shared, node.name))
     router_ctx = {**common, "router": plan.router, "version": cluster.router.version}
     files[plan.router.host][f"{UNIT_DIR}/{ROUTER_UNIT}"] = RenderedFile(
         env.get_template("pdfleet-router.service.j2").render(router_ctx)
@@ -111,7 +112,8 @@ HOST_FILES = (
 )
 
 
-def _host_files(env: jinja2.Environment, cluster, common: dict, node: str) -> dict[str, RenderedFile]:
+def _host_context(cluster, common: dict) -> tuple[dict, dict]:
+    """What every node's host-layer files share: the template context and which optional files exist."""
     host = cluster.host
     switches = {
         "deepep_driver_options": host.deepep_driver_options,
@@ -129,9 +131,14 @@ def _host_files(env: jinja2.Environment, cluster, common: dict, node: str) -> di
         "cuda_mirror": cuda_mirror(cluster),
         "doca_mirror": doca_mirror(cluster),
         "ntp_servers": host.base.ntp_servers,
-        "sysctls": sysctls(cluster, node),
         "unattended_blacklist": UNATTENDED_BLACKLIST,
     }
+    return ctx, switches
+
+
+def _host_files(env: jinja2.Environment, cluster, shared: tuple[dict, dict], node: str) -> dict[str, RenderedFile]:
+    ctx, switches = shared
+    ctx = {**ctx, "sysctls": sysctls(cluster, node)}  # the only per-node part: its reserved serving ports
     out = {}
     for template, path, mode, switch in HOST_FILES:
         if switch is None or switches[switch]:

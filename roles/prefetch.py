@@ -36,7 +36,6 @@ class _Memo:
     asked: list[str] = field(default_factory=list)  # fact commands of this run, in order
     in_fact: int = 0
     live: bool = False  # something changed on the host: answers are no longer current
-    hits: int = 0
 
 
 _memos: WeakKeyDictionary[Host, _Memo] = WeakKeyDictionary()
@@ -141,7 +140,6 @@ def install(deploy: str) -> None:
             if text not in memo.asked:
                 memo.asked.append(text)
             if not memo.live and text in memo.answers:
-                memo.hits += 1
                 return memo.answers[text]
         memo.live = True
         return real_run(command, *args, **kwargs)

@@ -30,7 +30,8 @@ def modules_loaded(modules: list[str]):
 
     + modules: module names, as sysfs spells them (underscores)
     """
-    missing = [name for name in modules if name not in host.get_fact(LoadedModules)]
+    loaded = host.get_fact(LoadedModules)
+    missing = [name for name in modules if name not in loaded]
     if not missing:
         host.noop(f"{', '.join(modules)} loaded")
         return

@@ -166,8 +166,9 @@ def rolling() -> None:
     # A mark left by an earlier run needs a reboot for sure; otherwise only if a mark of this run fires.
     condition = {} if reasons else {"_if": requested_in_this_run}
 
-    if _deferred() or _is_control_machine():
-        why = "reboots deferred" if _deferred() else "this is the machine running pyinfra, reboot it yourself"
+    deferred = _deferred()
+    if deferred or _is_control_machine():
+        why = "reboots deferred" if deferred else "this is the machine running pyinfra, reboot it yourself"
         report_deferred(name="report the hosts that still need one", reasons=reasons, why=why, **condition)
         return
 

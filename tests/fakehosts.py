@@ -21,15 +21,6 @@ from pyinfra.context import ctx_state
 
 from pdfleet.cluster import load_cluster
 from pdfleet.inventory import host_data
-from roles.base import base
-from roles.deepep import deepep_driver_options
-from roles.nvidia import nvidia
-from roles.rdma import rdma
-from roles.reboot import rolling
-from roles.tuning import tuning
-
-# deploys/host.py's roles, in its order.
-HOST_ROLES = (base, nvidia, deepep_driver_options, rdma, tuning, rolling)
 
 ROOT = Path(__file__).resolve().parent.parent
 

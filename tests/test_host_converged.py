@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from roles import reboot
-from tests.fakehosts import HOST_ROLES, ROOT, converge, recorded
+from roles.layers import HOST_LAYER
+from tests.fakehosts import ROOT, converge, recorded
 
 SANDBOX = ROOT / "inventories/sandbox.yaml"
 ANSWERS = recorded("decode-0")
@@ -46,7 +47,7 @@ def back_after_reboot() -> dict:
 
 
 def test_converged_host_changes_nothing_and_every_operation_says_so():
-    run = converge(HOST_ROLES, {"decode-0": ANSWERS}, inventory_yaml=SANDBOX)["decode-0"]
+    run = converge(HOST_LAYER, {"decode-0": ANSWERS}, inventory_yaml=SANDBOX)["decode-0"]
     assert len(run.changed) >= 40
     assert [name for name, changed in run.changed.items() if changed] == []
     assert changes_sent(run) == []
@@ -54,7 +55,7 @@ def test_converged_host_changes_nothing_and_every_operation_says_so():
 
 def test_driver_bump_is_unhold_install_hold_mark_and_one_reboot(tmp_path):
     bumped = sandbox_with(tmp_path, nvidia__driver_version="580.165.02")
-    run = converge(HOST_ROLES, {"decode-0": {**back_after_reboot(), **ANSWERS}}, inventory_yaml=bumped)["decode-0"]
+    run = converge(HOST_LAYER, {"decode-0": {**back_after_reboot(), **ANSWERS}}, inventory_yaml=bumped)["decode-0"]
     assert [name for name, changed in run.changed.items() if changed] == [
         "NVIDIA | pin the driver set",
         "NVIDIA | driver set installed and held",
@@ -85,7 +86,7 @@ def test_driver_bump_is_unhold_install_hold_mark_and_one_reboot(tmp_path):
 
 def test_changed_module_options_rebuild_the_initramfs_and_reboot(tmp_path):
     stale = {re.compile(r"sha1sum /etc/modprobe.d/pdfleet-deepep.conf"): "0" * 40 + "  x"}
-    run = converge(HOST_ROLES, {"decode-0": {**stale, **back_after_reboot(), **ANSWERS}}, inventory_yaml=SANDBOX)
+    run = converge(HOST_LAYER, {"decode-0": {**stale, **back_after_reboot(), **ANSWERS}}, inventory_yaml=SANDBOX)
     changed = [name for name, did in run["decode-0"].changed.items() if did]
     assert changed == [
         "DeepEP | nvidia module options",
@@ -98,7 +99,7 @@ def test_changed_module_options_rebuild_the_initramfs_and_reboot(tmp_path):
 
 def test_a_mark_left_by_an_earlier_run_reboots_even_when_nothing_changes():
     pending = {re.compile(r"^cat /run/pdfleet/reboot-required"): "kernel command line changed"}
-    run = converge(HOST_ROLES, {"decode-0": {**pending, **back_after_reboot(), **ANSWERS}}, inventory_yaml=SANDBOX)
+    run = converge(HOST_LAYER, {"decode-0": {**pending, **back_after_reboot(), **ANSWERS}}, inventory_yaml=SANDBOX)
     assert [name for name, did in run["decode-0"].changed.items() if did] == ["Reboot | wave 3 of 4: decode-0"]
 
 
@@ -106,7 +107,7 @@ def test_deferred_reboots_change_nothing_and_say_which_host_needs_one(tmp_path, 
     pending = {re.compile(r"^cat /run/pdfleet/reboot-required"): "kernel command line changed"}
     deferred = sandbox_with(tmp_path, reboot__defer=True)
     with caplog.at_level("INFO"):
-        run = converge(HOST_ROLES, {"decode-0": {**pending, **ANSWERS}}, inventory_yaml=deferred)["decode-0"]
+        run = converge(HOST_LAYER, {"decode-0": {**pending, **ANSWERS}}, inventory_yaml=deferred)["decode-0"]
     assert [name for name, did in run.changed.items() if did] == []
     assert not any("systemctl reboot" in c for c in run.commands)
     assert "Reboot | still needed (reboots deferred): kernel command line changed" in caplog.text
@@ -119,6 +120,6 @@ def test_the_machine_running_pyinfra_is_never_rebooted():
         re.compile(r"^cat /run/pdfleet/reboot-required"): "kernel command line changed",
         **ANSWERS,
     }
-    run = converge(HOST_ROLES, {"decode-0": answers}, inventory_yaml=SANDBOX)["decode-0"]
+    run = converge(HOST_LAYER, {"decode-0": answers}, inventory_yaml=SANDBOX)["decode-0"]
     assert not any("systemctl reboot" in c for c in run.commands)
     assert not any(name.startswith("Reboot | wave") for name in run.changed)

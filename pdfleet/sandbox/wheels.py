@@ -17,12 +17,13 @@ import base64
 import hashlib
 import html
 import os
-import re
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+from pdfleet.runtimeplan import normalize  # PEP 503, as the runtime compares installed wheels
 
 STANDIN_SGLANG_SOURCE = Path(__file__).resolve().parent / "standins" / "sglang"
 STANDIN_SGLANG_VERSION = "0.5.23"
@@ -142,11 +143,6 @@ def download_wheels(
                 names.add(Path(line[len(prefix) :]).name)
     names |= {p.name for p in out_dir.glob("*.whl")} - before
     return sorted(out_dir / name for name in names)
-
-
-def normalize(name: str) -> str:
-    """PEP 503 project name normalization."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _requires_python(wheel: Path) -> str | None:

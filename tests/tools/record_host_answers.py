@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from pdfleet.cluster import load_cluster  # noqa: E402
 from pdfleet.inventory import host_data  # noqa: E402
-from tests.fakehosts import HOST_ROLES  # noqa: E402
+from roles.layers import HOST_LAYER  # noqa: E402
 
 
 def record(node: str, inventory_yaml: Path = ROOT / "inventories/sandbox.yaml") -> dict[str, dict]:
@@ -43,7 +43,7 @@ def record(node: str, inventory_yaml: Path = ROOT / "inventories/sandbox.yaml") 
             return status, output
 
         host.connector.run_shell_command = recording
-        for role in HOST_ROLES:
+        for role in HOST_LAYER:
             add_deploy(state, role)
     return answers
 

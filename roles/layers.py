@@ -1,0 +1,15 @@
+"""The order the roles run in, once: deploys/host.py, deploys/serve.py, deploys/pd.py and the @fake tests use it."""
+
+from roles.base import base
+from roles.deepep import deepep_driver_options
+from roles.nvidia import nvidia
+from roles.rdma import rdma
+from roles.reboot import rolling
+from roles.runtime import runtime
+from roles.tuning import tuning
+from roles.units import units
+
+# base, NVIDIA driver set, DeepEP driver options, RDMA and GPUDirect, tuning, then rolling reboots (last).
+HOST_LAYER = (base, nvidia, deepep_driver_options, rdma, tuning, rolling)
+# The runtime before the units that start it.
+SERVING_LAYER = (runtime, units)
