@@ -23,12 +23,16 @@ from pdfleet.yamlsource import load_yaml
 
 ROLES = ("prefill", "decode")
 RUNTIME_KINDS = ("venv", "container")
+DOCKER_SOURCES = ("docker-repo", "os-archive")
 PROFILES = ("deepseek-v3.2",)
 ROUTER_POLICIES = ("random", "round_robin", "cache_aware", "power_of_two")
 HCA_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 IFACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 DIGEST_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
 REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
+# A hub endpoint: scheme, host, optional port and path; no user:password (tokens go in token_env / token_file).
+ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
+HUB_ENDPOINT = "https://huggingface.co"
 VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+-]*$")
 # With --dist-init-addr HOST:PORT, SGLang binds PORT (torch.distributed) and the next ports for its own
 # sockets on node rank 0 (PORT+1..+5 in 0.5.6.post2, PORT+1..+6 in 0.5.23: PortArgs in sglang/srt/server_args.py),
@@ -117,6 +121,13 @@ class Model:
     revision: str
     path: str
     served_name: str
+    endpoint: str
+    token_env: str
+    token_file: str | None
+    checksums: bool
+    seed: str | None
+    download_workers: int
+    free_margin_gb: int
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,12 @@ class Runtime:
     venv: str
     image: str | None
     index_url: str | None
+    docker_version: str
+    containerd_version: str
+    docker_source: str
+    docker_mirror: str | None
+    pull_retries: int
+    image_size_gb: int
     wheels: dict = field(default_factory=dict, hash=False)
 
 
@@ -150,6 +167,7 @@ class Cluster:
     network: Network
     ssh: Ssh
     deep_gemm_cache: str
+    share_port: int
     precompile_timeout: int
     start_timeout: int
     host: HostConfig
@@ -266,6 +284,16 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     revision = model_s.string("revision", required=True)
     if revision is not None and not REVISION_RE.match(revision):
         model_s.error("revision", repr(revision), "a pinned commit: 40 lowercase hex characters, not a branch")
+    endpoint = model_s.string("endpoint", HUB_ENDPOINT)  # the hub, or a mirror speaking its API
+    if endpoint is not None and not ENDPOINT_RE.match(endpoint):
+        model_s.error("endpoint", repr(endpoint), "an http(s) URL without credentials, like https://huggingface.co")
+    endpoint = endpoint.rstrip("/") if endpoint else endpoint
+    verify_mode = model_s.get(  # sizes: every file present at its size; checksums: also sha256 of every shard
+        "verify", str, "sizes", expected="sizes or checksums", check=lambda v: v in ("sizes", "checksums")
+    )
+    seed = model_s.string("seed", nodes[0].name if nodes else None)  # the one node that downloads from the hub
+    if seed is not None and nodes and seed not in node_by_name:
+        model_s.error("seed", repr(seed), f"a node listed under nodes: {', '.join(n.name for n in nodes)}")
     model = Model(
         profile=model_s.get(  # serving recipe: flags and environment for this model
             "profile", str, "deepseek-v3.2", expected=f"one of {', '.join(PROFILES)}", check=lambda v: v in PROFILES
@@ -274,6 +302,13 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         revision=revision,
         path=model_path,
         served_name=model_s.string("served_name", "DeepSeek-V3.2"),  # model name clients send
+        endpoint=endpoint,
+        token_env=model_s.name("token_env", "HF_TOKEN"),  # environment variable holding the hub token, if any
+        token_file=model_s.string("token_file", None),  # or a root-only file holding it (relative to this file)
+        checksums=verify_mode == "checksums",
+        seed=seed,
+        download_workers=model_s.integer("download_workers", 8, lo=1, hi=64),  # parallel downloads on the seed
+        free_margin_gb=model_s.integer("free_margin_gb", 20, lo=0),  # GB left free on the disk after staging
     )
     model_s.finish()
 
@@ -288,6 +323,11 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     precompile_timeout = sg.integer("precompile_timeout", 3600, lo=60)  # seconds for compile_deep_gemm
     start_timeout = sg.integer("start_timeout", 3600, lo=60)  # seconds from start to a healthy /health
     sg.finish()
+
+    share_s = top.section("share", "share")
+    # Each node's read-only rsync daemon: peers copy weights and DeepGEMM caches inside the cluster.
+    share_port = share_s.port("port", 8730)
+    share_s.finish()
 
     runtime = _read_runtime(top)
     router = _read_router(top, node_by_name)
@@ -310,6 +350,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         network=network,
         ssh=ssh,
         deep_gemm_cache=deep_gemm_cache,
+        share_port=share_port,
         precompile_timeout=precompile_timeout,
         start_timeout=start_timeout,
         host=host,
@@ -493,6 +534,19 @@ def _read_runtime(top: Section) -> Runtime:
         venv=venv,
         image=image,
         index_url=rt.string("index_url", None),  # Python package index mirror; None = the default index
+        # kind container: the Docker engine (docker-ce and docker-ce-cli at this exact version), pinned and held
+        docker_version=rt.string("docker_version", "28.5.1", check=VERSION_RE.match, expected="an exact version"),
+        containerd_version=rt.string(  # containerd.io, pinned and held with the engine
+            "containerd_version", "1.7.28", check=VERSION_RE.match, expected="an exact version"
+        ),
+        # docker-repo: Docker's apt repository and key; os-archive: the sources the host already has (a mirror)
+        docker_source=rt.get(
+            "docker_source", str, "docker-repo", expected="docker-repo or os-archive", check=DOCKER_SOURCES.__contains__
+        ),
+        docker_mirror=rt.string("docker_mirror", None),  # Docker repository URL (gpg key beside it); None = Docker's
+        pull_retries=rt.integer("pull_retries", 3, lo=0, hi=10),  # retries of a failed image pull, waits doubling
+        # GB the image takes in docker's data root; the pull needs this free plus a 10 GB margin (SGLang CUDA images)
+        image_size_gb=rt.integer("image_size_gb", 40, lo=1),
         wheels=wheels,
     )
     rt.finish()
@@ -606,6 +660,8 @@ def port_claims(cluster: Cluster):
             what = f"{where} dist_init ({start}-{start + 6} and {start + 13})"
             for offset in DIST_INIT_PORT_OFFSETS:
                 yield instance.head, start + offset, what, instance.line, where, "ports.dist_init"
+    for node in cluster.nodes:
+        yield node.name, cluster.share_port, "the weights and cache share", None, "share", "port"
     router = cluster.router
     yield router.node, router.port, "router port", None, "router", "port"
     yield router.node, router.prometheus_port, "router prometheus_port", None, "router", "prometheus_port"

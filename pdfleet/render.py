@@ -7,6 +7,7 @@ diff can never disagree. Output is deterministic (sorted, no timestamps) and hol
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,14 @@ import jinja2
 from pdfleet.hostplan import UNATTENDED_BLACKLIST, cuda_mirror, doca_mirror, nvidia_pins, rdma_pins, sysctls
 from pdfleet.options import option_lines
 from pdfleet.serving import DOCKER, ROUTER_UNIT, UNIT_DIR, ServingPlan
+from pdfleet.weightsplan import (
+    CACHE_MODULE,
+    SHARE_CONFIG,
+    SHARE_UNIT,
+    STAGER_CONFIG,
+    WEIGHTS_MODULE,
+    stager_config_text,
+)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -84,11 +93,52 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
     shared = _host_context(cluster, common)
     for node in cluster.nodes:
         files[node.name].update(_host_files(env, cluster, shared, node.name))
+        files[node.name].update(_share_files(env, cluster, common, node))
     router_ctx = {**common, "router": plan.router, "version": cluster.router.version}
     files[plan.router.host][f"{UNIT_DIR}/{ROUTER_UNIT}"] = RenderedFile(
         env.get_template("pdfleet-router.service.j2").render(router_ctx)
     )
     return {host: dict(sorted(paths.items())) for host, paths in sorted(files.items())}
+
+
+def instance_inputs(files: dict[str, dict[str, RenderedFile]], plan: ServingPlan, instance: str) -> str:
+    """One digest of everything the ranks of an instance read (env files, DeepGEMM keys, units), over all ranks.
+
+    Every rank holds the same digest, so a change on any one rank restarts all of them together: a multi-node
+    instance cannot take one rank back alone.
+    """
+    digest = hashlib.sha256()
+    for spec in plan.ranks(instance):
+        for path in (
+            spec.env_file,
+            key_file(spec.instance),
+            f"{UNIT_DIR}/{spec.precompile_unit}",
+            f"{UNIT_DIR}/{spec.unit}",
+        ):
+            digest.update(f"{spec.host}\0{path}\0".encode())
+            digest.update(files[spec.host][path].content.encode())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _share_files(env: jinja2.Environment, cluster, common: dict, node) -> dict[str, RenderedFile]:
+    """The weights stager's configuration and the share peers copy from (every node holds both)."""
+    ctx = {
+        **common,
+        "address": node.address,
+        "port": cluster.share_port,
+        "allowed": [n.address for n in cluster.nodes if n.name != node.name],
+        "max_connections": max(4, len(cluster.nodes)),
+        "model_path": cluster.model.path,
+        "weights_module": WEIGHTS_MODULE,
+        "cache_module": CACHE_MODULE,
+        "share_config": SHARE_CONFIG,
+    }
+    return {
+        STAGER_CONFIG: RenderedFile(stager_config_text(cluster, node.name)),
+        SHARE_CONFIG: RenderedFile(env.get_template("rsyncd.conf.j2").render(ctx)),
+        f"{UNIT_DIR}/{SHARE_UNIT}": RenderedFile(env.get_template("pdfleet-share.service.j2").render(ctx)),
+    }
 
 
 # The host layer's files: (template under templates/host/, path on the host, mode, when).

@@ -99,6 +99,26 @@ class ServingPlan:
                 return spec
         return None
 
+    def ranks(self, instance: str) -> tuple[ServerSpec, ...]:
+        """The specs of one instance, rank 0 first."""
+        return tuple(sorted((s for s in self.servers if s.instance == instance), key=lambda s: s.rank))
+
+    def deep_gemm_source(self, host: str) -> str | None:
+        """The node whose DeepGEMM cache this node copies, or None when this node compiles its own.
+
+        Compiled once per distinct key: the first instance (inventory order) holding a key compiles it, all its
+        ranks together as compile_deep_gemm requires; the nodes of later instances with the same key copy the
+        cache from the compiling instance's node of the same rank (rank 0 when it has fewer ranks).
+        """
+        spec = self.server(host)
+        if spec is None:
+            return None
+        compiler = next(s.instance for s in self.servers if s.deep_gemm_key == spec.deep_gemm_key)
+        if compiler == spec.instance:
+            return None
+        ranks = self.ranks(compiler)
+        return (ranks[spec.rank] if spec.rank < len(ranks) else ranks[0]).host
+
 
 def plan(cluster: Cluster) -> ServingPlan:
     dialect = dialects.DIALECTS[cluster.sglang_version]

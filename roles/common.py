@@ -34,6 +34,11 @@ def node_name() -> str:
     return host.data.pdfleet_node
 
 
+def rendered_files() -> dict[str, dict[str, RenderedFile]]:
+    """Every node's rendered files (for what spans nodes, like an instance's inputs over all its ranks)."""
+    return _cluster_and_files(host.data.pdfleet_inventory)[2]
+
+
 def rendered(path: str) -> RenderedFile:
     """The text this host must hold at `path`, exactly as `pdfleet render` shows it."""
     return _cluster_and_files(host.data.pdfleet_inventory)[2][node_name()][path]

@@ -8,8 +8,9 @@ from roles.reboot import rolling
 from roles.runtime import runtime
 from roles.tuning import tuning
 from roles.units import units
+from roles.weights import weights
 
 # base, NVIDIA driver set, DeepEP driver options, RDMA and GPUDirect, tuning, then rolling reboots (last).
 HOST_LAYER = (base, nvidia, deepep_driver_options, rdma, tuning, rolling)
-# The runtime before the units that start it.
-SERVING_LAYER = (runtime, units)
+# The runtime and the weights before the units that start them.
+SERVING_LAYER = (runtime, weights, units)

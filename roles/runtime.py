@@ -13,6 +13,7 @@ from pyinfra.operations import apt
 
 from pdfleet.runtimeplan import UV_VENV, UV_VERSION, normalize, requirements, router_wheels, serving_wheels
 from roles import common
+from roles.container import container_runtime
 
 # Lists each installed distribution of a venv as JSON {name: version}; prints nothing without the venv.
 _LIST = (
@@ -79,9 +80,10 @@ def runtime():
     node = common.node_name()
     serves = cluster.placement(node) is not None
     routes = cluster.router.node == node
-    if cluster.runtime.kind != "venv":
-        host.noop("runtime kind container: the image is pulled by the container role")  # next: the container role
-        return
+    if cluster.runtime.kind == "container":
+        if serves:
+            container_runtime()  # the engine and the pinned image replace the serving wheel set
+        serves = False  # the router (smg) still comes from its pinned wheel set, below
     if not (serves or routes):
         return
     apt.packages(name="Python venv support", packages=["python3-venv"], no_recommends=True)

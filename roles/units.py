@@ -3,7 +3,13 @@ unit on its node; every unit checked with `systemd-analyze verify` before it rep
 
 Units are enabled (a rebooted or replaced node precompiles, then serves, by itself) and started without waiting
 (`--no-block`: the ranks of a multi-node instance must come up together, and /health can take an hour of weight
-loading; the health gate waits for them). A unit restarts only when something it reads changed.
+loading; the health gate waits for them).
+
+A unit restarts only when something it reads changed: each instance has one digest over every rank's env file,
+DeepGEMM key and units (`pdfleet.render.instance_inputs`), recorded on each rank when its unit is (re)started.
+A differing digest restarts every rank of the instance in the same step; a run cut short before the restart
+leaves the old digest, so the next run restarts. Instances whose DeepGEMM cache is copied (roles/deepgemm.py)
+restart after the copy, the compiling ones before it.
 """
 
 from __future__ import annotations
@@ -14,14 +20,17 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.facts.files import Sha1File
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, systemd
 
-from pdfleet.render import key_file
+from pdfleet.render import instance_inputs, key_file
 from pdfleet.serving import ROUTER_UNIT, UNIT_DIR
 from roles import common
+from roles.deepgemm import cache_copied
 
 # Where a unit waits for `systemd-analyze verify` before it is installed (kept: the next run compares with it).
 STAGING_DIR = "/var/lib/pdfleet/units"
+# Per instance: the digest of the inputs its unit was last (re)started with (pdfleet.render.instance_inputs).
+APPLIED_DIR = "/var/lib/pdfleet/applied"
 
 
 @operation()
@@ -42,22 +51,6 @@ def verified_unit(path: str, content: str):
     yield StringCommand("install", "-m", "0644", staged, path)
 
 
-@operation()
-def started(unit: str):
-    """
-    Start a unit without waiting for it to become active (the health gate waits), unless it is active or in
-    transition.
-
-    + unit: the unit's name
-    """
-    state = host.get_fact(SystemdUnitState, unit=unit)
-    # In transition (starting, waiting to restart after a crash, stopping before that): systemd's Restart= owns it.
-    if state in ("active", "activating", "reloading", "deactivating"):
-        host.noop(f"{unit} is {state}")
-        return
-    yield StringCommand("systemctl", "start", "--no-block", unit)
-
-
 class SystemdUnitState(FactBase):
     """`systemctl is-active UNIT`: active, activating, inactive, failed ..."""
 
@@ -72,9 +65,50 @@ def _restart_if(*changed):
     return lambda: any(meta.did_change() for meta in changed)
 
 
+class AppliedInputs(FactBase):
+    """The digest of the inputs an instance's unit was last (re)started with; None before the first start."""
+
+    def command(self, instance: str) -> StringCommand:
+        return StringCommand("cat", f"{APPLIED_DIR}/{instance}", "2>/dev/null", "|| true")
+
+    def process(self, output: list[str]) -> str | None:
+        return "".join(output).strip() or None
+
+
+@operation()
+def running_current(unit: str, instance: str, digest: str, here: bool, step: str):
+    """
+    A serving unit running with its current inputs: restarted when the instance's inputs digest differs from the
+    one it was last started with (every rank holds the same digest, so ranks restart together), started when it
+    is down, left alone otherwise. Never waits: the health gate does.
+
+    + unit / instance: the serving unit and its instance
+    + digest: `pdfleet.render.instance_inputs` of the instance
+    + here: whether this node (re)starts in this step
+    + step: which step this is, for messages
+    """
+    if not here:
+        host.noop(f"{unit}: not in this step ({step})")
+        return
+    state = host.get_fact(SystemdUnitState, unit=unit)
+    if host.get_fact(AppliedInputs, instance=instance) == digest:
+        # In transition (starting, waiting to restart after a crash, stopping before that): Restart= owns it.
+        if state in ("active", "activating", "reloading", "deactivating"):
+            host.noop(f"{unit} is {state} with its current inputs")
+            return
+        yield StringCommand("systemctl", "reset-failed", unit, "2>/dev/null", "|| true")
+        yield StringCommand("systemctl", "start", "--no-block", unit)
+        return
+    # A restart pulls the precompile unit first: it compiles when the cache's stamp differs from the key.
+    yield StringCommand("systemctl", "restart", "--no-block", unit)
+    yield StringCommand("mkdir", "-p", APPLIED_DIR)
+    yield StringCommand(f"echo {digest} > {APPLIED_DIR}/{instance}")
+
+
 @deploy("Units")
 def units():
     serving = common.serving_plan()
+    cluster = serving.cluster
     node = common.node_name()
     spec = serving.server(node)
     routes = serving.router.host == node
@@ -83,19 +117,16 @@ def units():
 
     changed = []
     if spec is not None:
-        env = common.put_rendered(spec.env_file, name=f"{spec.instance} environment")
-        key = common.put_rendered(key_file(spec.instance), name=f"{spec.instance} DeepGEMM cache key")
-        precompile = verified_unit(
-            name=f"{spec.precompile_unit} verified and installed",
-            path=f"{UNIT_DIR}/{spec.precompile_unit}",
-            content=common.rendered(f"{UNIT_DIR}/{spec.precompile_unit}").content,
-        )
-        unit = verified_unit(
-            name=f"{spec.unit} verified and installed",
-            path=f"{UNIT_DIR}/{spec.unit}",
-            content=common.rendered(f"{UNIT_DIR}/{spec.unit}").content,
-        )
-        changed += [precompile, unit]
+        common.put_rendered(spec.env_file, name=f"{spec.instance} environment")
+        common.put_rendered(key_file(spec.instance), name=f"{spec.instance} DeepGEMM cache key")
+        for name in (spec.precompile_unit, spec.unit):
+            changed.append(
+                verified_unit(
+                    name=f"{name} verified and installed",
+                    path=f"{UNIT_DIR}/{name}",
+                    content=common.rendered(f"{UNIT_DIR}/{name}").content,
+                )
+            )
     if routes:
         router = verified_unit(
             name=f"{ROUTER_UNIT} verified and installed",
@@ -107,12 +138,30 @@ def units():
 
     if spec is not None:
         systemd.service(name=f"{spec.instance} enabled", service=spec.unit, enabled=True)
-        start = started(name=f"{spec.instance} started", unit=spec.unit)
-        # A change restarts the precompile unit too (a new key means a new cache), then the server after it.
-        server.shell(
-            name=f"{spec.instance} restarted after a change",
-            commands=[f"systemctl restart --no-block {spec.precompile_unit} {spec.unit}"],
-            _if=lambda: _restart_if(env, key, precompile, unit)() and not start.did_change(),
+        digest = instance_inputs(common.rendered_files(), serving, spec.instance)
+        source = serving.deep_gemm_source(node)
+        current = dict(unit=spec.unit, instance=spec.instance, digest=digest)
+        # Ordered across the cluster: compiling instances (re)start first, copies wait for their caches, then
+        # the instances that copied (re)start.
+        running_current(
+            name=f"{spec.instance} running its current inputs", here=source is None, step="compiles", **current
+        )
+        source_node = cluster.node(source) if source else None
+        cache_copied(
+            name=f"{spec.instance} DeepGEMM cache copied",
+            cache=cluster.deep_gemm_cache,
+            key_path=key_file(spec.instance),
+            key_text=spec.deep_gemm_key,
+            source=source,
+            address=source_node.address if source_node else "",
+            port=cluster.share_port,
+            timeout=cluster.precompile_timeout,
+        )
+        running_current(
+            name=f"{spec.instance} running its current inputs (copied cache)",
+            here=source is not None,
+            step="copies its cache first",
+            **current,
         )
     if routes:
         systemd.service(name="router enabled and running", service=ROUTER_UNIT, enabled=True, running=True)

@@ -72,7 +72,7 @@ def test_plan_json_shape():
     assert node["precompile_argv"][-2:] == ["--timeout", "3600"]
     assert node["env"]["NCCL_IB_GID_INDEX"] == "3"
     paths = [f["path"] for f in node["files"]]
-    assert paths == sorted(paths) and len(paths) == 19
+    assert paths == sorted(paths) and len(paths) == 22
     assert {
         "/etc/pdfleet/decode.deepgemm-key",
         "/etc/pdfleet/decode.env",
