@@ -117,12 +117,12 @@ def units():
 
     changed = []
     if spec is not None:
-        common.put_rendered(spec.env_file, name=f"{spec.instance} environment")
-        common.put_rendered(key_file(spec.instance), name=f"{spec.instance} DeepGEMM cache key")
-        for name in (spec.precompile_unit, spec.unit):
+        common.put_rendered(spec.env_file, name="serving environment")
+        common.put_rendered(key_file(spec.instance), name="DeepGEMM cache key")
+        for what, name in (("precompile", spec.precompile_unit), ("serving", spec.unit)):
             changed.append(
                 verified_unit(
-                    name=f"{name} verified and installed",
+                    name=f"{what} unit verified and installed",
                     path=f"{UNIT_DIR}/{name}",
                     content=common.rendered(f"{UNIT_DIR}/{name}").content,
                 )
@@ -137,18 +137,18 @@ def units():
     systemd.daemon_reload(name="reload units", _if=_restart_if(*changed))
 
     if spec is not None:
-        systemd.service(name=f"{spec.instance} enabled", service=spec.unit, enabled=True)
+        systemd.service(name="serving unit enabled", service=spec.unit, enabled=True)
         digest = instance_inputs(common.rendered_files(), serving, spec.instance)
         source = serving.deep_gemm_source(node)
         current = dict(unit=spec.unit, instance=spec.instance, digest=digest)
         # Ordered across the cluster: compiling instances (re)start first, copies wait for their caches, then
         # the instances that copied (re)start.
         running_current(
-            name=f"{spec.instance} running its current inputs", here=source is None, step="compiles", **current
+            name="running its current inputs (compiles its cache)", here=source is None, step="compiles", **current
         )
         source_node = cluster.node(source) if source else None
         cache_copied(
-            name=f"{spec.instance} DeepGEMM cache copied",
+            name="DeepGEMM cache copied",
             cache=cluster.deep_gemm_cache,
             key_path=key_file(spec.instance),
             key_text=spec.deep_gemm_key,
@@ -158,7 +158,7 @@ def units():
             timeout=cluster.precompile_timeout,
         )
         running_current(
-            name=f"{spec.instance} running its current inputs (copied cache)",
+            name="running its current inputs (copied cache)",
             here=source is not None,
             step="copies its cache first",
             **current,

@@ -51,6 +51,10 @@ class StagedWeightsFact(FactBase):
             f"cd {quoted} 2>/dev/null && find . -path ./.pdfleet -prune -o -type f -printf '%s %P\\n'; true"
         )
 
+    @staticmethod
+    def default() -> StagedWeights:
+        return StagedWeights(None, {})
+
     def process(self, output: list[str]) -> StagedWeights:
         mark = output.index(_SIZES_MARK) if _SIZES_MARK in output else len(output)
         try:

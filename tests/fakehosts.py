@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import pyinfra
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.connect import connect_all
-from pyinfra.api.deploy import add_deploy
 from pyinfra.api.operations import run_ops
-from pyinfra.context import ctx_state
+from pyinfra.api.state import StateStage
+from pyinfra.context import ctx_config, ctx_host, ctx_state
 
 from pdfleet.cluster import load_cluster
 from pdfleet.inventory import host_data
@@ -61,6 +62,21 @@ def recorded(name: str) -> dict:
     return {re.compile("^" + re.escape(command) + "$"): answer for command, answer in answers.items()}
 
 
+def _prepare(state: State, roles: tuple) -> None:
+    """Generate the operations host by host as the pyinfra CLI does, so that operations are matched across hosts
+    by where they are called (API mode matches them by count, which misaligns hosts running different roles)."""
+    state.set_stage(StateStage.Prepare)
+    pyinfra.is_cli = True
+    try:
+        for host in state.inventory.get_active_hosts():
+            with ctx_config.use(state.config.copy()), ctx_host.use(host):
+                for one in roles:
+                    one()
+    finally:
+        pyinfra.is_cli = False
+    state.set_stage(StateStage.Execute)
+
+
 def converge(
     role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "inventories/prod.yaml", dry: bool = False
 ) -> dict[str, HostRun]:
@@ -77,8 +93,7 @@ def converge(
     state = State(Inventory((hosts, {})), Config())
     with ctx_state.use(state):
         connect_all(state)
-        for one in role if isinstance(role, tuple) else (role,):
-            add_deploy(state, one)
+        _prepare(state, role if isinstance(role, tuple) else (role,))
         runs = {}
         for host in state.inventory:
             run = HostRun()
