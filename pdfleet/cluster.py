@@ -535,9 +535,11 @@ def _read_runtime(top: Section) -> Runtime:
         image=image,
         index_url=rt.string("index_url", None),  # Python package index mirror; None = the default index
         # kind container: the Docker engine (docker-ce and docker-ce-cli at this exact version), pinned and held
-        docker_version=rt.string("docker_version", "28.5.1", check=VERSION_RE.match, expected="an exact version"),
+        docker_version=rt.string(
+            "docker_version", "28.5.1", check=VERSION_RE.match, expected="an exact upstream version like 28.5.1"
+        ),
         containerd_version=rt.string(  # containerd.io, pinned and held with the engine
-            "containerd_version", "1.7.28", check=VERSION_RE.match, expected="an exact version"
+            "containerd_version", "1.7.28", check=VERSION_RE.match, expected="an exact upstream version like 1.7.28"
         ),
         # docker-repo: Docker's apt repository and key; os-archive: the sources the host already has (a mirror)
         docker_source=rt.get(
