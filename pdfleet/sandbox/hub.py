@@ -32,7 +32,9 @@ not 40 lowercase hex), EntryNotFound (no such file); 401 on /api and /resolve wi
 
 Request log (--log): one JSON object per line, appended per request: time, client, method, path (no query),
 kind (api | resolve | cdn | other), repo, revision, file, range, status, bytes (body bytes sent), auth (whether an
-Authorization header came; the header itself is never logged), truncated. Truncate the file to start counting anew.
+Authorization header came; the header itself is never logged), truncated. Truncate the file to start counting
+anew. A request's line is written before the last byte of its response is sent, so a client that holds a whole
+response finds the line already there.
 
 Fault knobs (--knobs, a JSON object read at every request; absent or unreadable file = no faults):
 
@@ -521,7 +523,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._error(405, None, "Method not allowed", head=False)
         finally:
-            self.server.hub.log(self.rec)
+            self._log_now()
 
     do_POST = do_PUT = do_DELETE = do_PATCH = _method_not_allowed  # noqa: N815
 
@@ -553,20 +555,40 @@ class _Handler(BaseHTTPRequestHandler):
             self.rec["error"] = "client closed the connection"
             self.close_connection = True
         finally:
+            self._log_now()
+
+    def _log_now(self) -> None:
+        """Write this request's log line once. Called before the response's last byte goes out, so that a client
+        holding a whole response finds its line in the log (tests count right after their downloads end)."""
+        if getattr(self, "_logged", None) is not self.rec:
+            self._logged = self.rec
             self.server.hub.log(self.rec)
 
     def _headers(self, status: int, headers: dict[str, str | int]) -> None:
+        """Status line and headers, buffered: end_headers() sends them."""
         self.rec["status"] = status
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, str(value))
-        self.end_headers()
+
+    def _write_last(self, data) -> None:
+        """The response's last bytes: all but one, the log line, the last one."""
+        if len(data) == 0:
+            self._log_now()
+            return
+        self.wfile.write(data[:-1])
+        self.rec["bytes"] += len(data)
+        self._log_now()
+        self.wfile.write(data[-1:])
 
     def _send(self, status: int, body: bytes, headers: dict, head: bool) -> None:
         self._headers(status, {**headers, "Content-Length": len(body)})
-        if not head:
-            self.wfile.write(body)
-            self.rec["bytes"] = len(body)
+        if head or not body:
+            self._log_now()
+            self.end_headers()
+            return
+        self.end_headers()
+        self._write_last(body)
 
     def _error(self, status: int, code: str | None, message: str, head: bool, extra: dict | None = None) -> None:
         headers = {"Content-Type": "application/json; charset=utf-8", "X-Error-Message": message, **(extra or {})}
@@ -746,26 +768,31 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         length = end - start + 1
         self._headers(status, {**headers, "Content-Length": length})
-        if head:
+        cut = None if head else hub.take("truncate", entry.path)
+        if head or length == 0:
+            self._log_now()
+            self.end_headers()
             return
-        cut = hub.take("truncate", entry.path)
+        self.end_headers()
         rate = hub.rate()
         body = memoryview(entry.content)[start : end + 1]
         limit = length if cut is None else min(cut, length)
         began = time.monotonic()
-        sent = 0
-        while sent < limit:
+        while self.rec["bytes"] < limit:
+            sent = self.rec["bytes"]
             piece = body[sent : min(limit, sent + CHUNK)]
-            self.wfile.write(piece)
-            sent += len(piece)
-            self.rec["bytes"] = sent
+            if sent + len(piece) == length:
+                self._write_last(piece)
+            else:
+                self.wfile.write(piece)
+                self.rec["bytes"] += len(piece)
             if rate:
-                ahead = sent / rate - (time.monotonic() - began)
+                ahead = self.rec["bytes"] / rate - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
         if limit < length:
             self.rec["truncated"] = True
-            self.wfile.flush()
+            self._log_now()
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -794,7 +821,9 @@ class HubServer(ThreadingHTTPServer):
 def start_in_thread(hub: Hub, host: str = "127.0.0.1", port: int = 0) -> HubServer:
     """For tests: a running server in a daemon thread; `server.shutdown(); server.server_close()` ends it."""
     server = HubServer((host, port), hub)
-    threading.Thread(target=server.serve_forever, name="standin-hub", daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="standin-hub", daemon=True
+    ).start()
     return server
 
 
