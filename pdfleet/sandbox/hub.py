@@ -714,6 +714,8 @@ class _Handler(BaseHTTPRequestHandler):
         if entry is None:
             self._error(404, "EntryNotFound", f"{file} does not exist on {revision}", head)
             return
+        if self._fault(entry, head):
+            return
         common = {"X-Repo-Commit": revision, "Accept-Ranges": "bytes"}
         if entry.sha256:
             location = self._base_url() + self.server.hub.cdn_path(entry, repo, revision)
@@ -744,14 +746,20 @@ class _Handler(BaseHTTPRequestHandler):
         if entry is None or entry.sha256 != sha:
             self._error(404, None, "NoSuchKey", head)
             return
+        if self._fault(entry, head):
+            return
         self._content(entry, {"ETag": f'"{sha}"', "Accept-Ranges": "bytes"}, head)
+
+    def _fault(self, entry: Entry, head: bool) -> bool:
+        """The error knob: answers the injected status and returns True when it applies to this request."""
+        status = self.server.hub.take("error", entry.path)
+        if status is None:
+            return False
+        self._error(status, None, f"injected fault: {status}", head)
+        return True
 
     def _content(self, entry: Entry, headers: dict, head: bool) -> None:
         hub = self.server.hub
-        status = hub.take("error", entry.path)
-        if status is not None:
-            self._error(status, None, f"injected fault: {status}", head)
-            return
         size = entry.size
         wanted = _parse_range(self.headers.get("Range"), size)
         content_type = "application/json" if entry.path.endswith(".json") else "application/octet-stream"
