@@ -12,7 +12,7 @@ import click
 from pdfleet.errors import InventoryError
 from pdfleet.sandbox import image
 from pdfleet.sandbox.hosts import Sandbox, SandboxError
-from pdfleet.sandbox.paths import DEFAULT_INVENTORY, SandboxPaths
+from pdfleet.sandbox.paths import DEFAULT_INVENTORY, HUB_PORT, SandboxPaths
 
 inventory_option = click.option(
     "--inventory",
@@ -68,6 +68,10 @@ def up(inventory: Path, rebuild: bool) -> None:
     else:
         click.echo(f"sandbox already up ({len(sb.hosts)} hosts): nothing to do")
     click.echo(f"  pyinfra {os.path.relpath(sb.inventory.with_suffix('.py'))} exec -- hostname")
+    click.echo(
+        f"  stand-in hub: {sb.hub_endpoint} (token {os.path.relpath(sb.hub_token_file)},"
+        f" log {os.path.relpath(sb.paths.hub / 'requests.jsonl')})"
+    )
 
 
 @sandbox.command()
@@ -87,12 +91,14 @@ def down(inventory: Path) -> None:
 @sandbox.command()
 @inventory_option
 def status(inventory: Path) -> None:
-    """Each host's address, PID 1 and systemd state."""
+    """Each host's address, PID 1 and systemd state; the stand-in hub's address, PID and state."""
     sb = _sandbox(inventory)
     rows = [("HOST", "ADDRESS", "PID1", "STATE")]
     for host in sb.hosts:
         pid = sb.init_pid(host)
         rows.append((host.name, host.address, str(pid or "-"), sb.system_state(host)))
+    hub_pid = sb.hub_pid()
+    rows.append(("(hub)", f"{sb.hub_address}:{HUB_PORT}", str(hub_pid or "-"), "running" if hub_pid else "stopped"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -4,16 +4,23 @@ One host = a network namespace with a veth on the sandbox bridge, a cgroup of it
 image, and a detached supervisor (supervise.sh) that boots systemd in fresh namespaces and boots it again after a
 reboot. State lives in <sandbox dir>/hosts/<name>/: upper/ (the host's disk), supervisor.pid, unshare.pid,
 console.log. Every process is found and ended by its own PID, checked against its command line first.
+
+The stand-in Hugging Face hub (hub.py) runs beside the hosts in a namespace of its own on the same bridge, at the
+/24's second address, port 8080, in its own cgroup; its state is in <sandbox dir>/hub/: token (made once, 0600,
+kept across downs), requests.jsonl, knobs.json, hub.pid, console.log.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pdfleet.cluster import load_cluster
-from pdfleet.sandbox.paths import BRIDGE, CGROUP_NAME, NETNS_PREFIX, VETH_PREFIX, SandboxPaths
+from pdfleet.sandbox.paths import (
+    BRIDGE,
+    CGROUP_NAME,
+    HUB_NETNS,
+    HUB_PORT,
+    HUB_VETH,
+    NETNS_PREFIX,
+    VETH_PREFIX,
+    SandboxPaths,
+)
 
 HERE = Path(__file__).resolve().parent
 SUPERVISE = HERE / "supervise.sh"
+HUB = HERE / "hub.py"
+HUB_START_TIMEOUT = 10.0
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 
@@ -132,6 +150,7 @@ class Sandbox:
         self._check_root()
         self._ensure_client_key()
         self._ensure_bridge()
+        self._start_hub()
         started = []
         for host in self.hosts:
             if self.supervisor_pid(host):
@@ -170,6 +189,98 @@ class Sandbox:
             run("ip", "link", "add", BRIDGE, "type", "bridge")
             run("ip", "addr", "add", f"{gateway}/{self.network.prefixlen}", "dev", BRIDGE)
             run("ip", "link", "set", BRIDGE, "up")
+
+    # ----- the stand-in hub -----
+
+    @property
+    def hub_address(self) -> str:
+        return str(self.network.network_address + 2)
+
+    @property
+    def hub_endpoint(self) -> str:
+        return f"http://{self.hub_address}:{HUB_PORT}"
+
+    @property
+    def hub_token_file(self) -> Path:
+        return self.paths.hub / "token"
+
+    def hub_pid(self) -> int | None:
+        pid = _read_pid(self.paths.hub / "hub.pid")
+        return pid if pid and _alive(pid, str(HUB)) else None
+
+    def _start_hub(self) -> None:
+        """The stand-in hub, listening on its own namespace's address only; once (a running one is kept)."""
+        if self.hub_pid():
+            return
+        address = self.hub_address
+        clash = [h.name for h in self.hosts if h.address == address]
+        if clash:
+            raise SandboxError(
+                f"{self.inventory}: node {clash[0]} has {address}, the address of the sandbox's stand-in hub"
+                f" (the /24's second address): give the node another one"
+            )
+        base = self.paths.hub
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        token = self.hub_token_file
+        if not token.exists():
+            alphabet = string.ascii_letters + string.digits
+            fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write("hf_" + "".join(secrets.choice(alphabet) for _ in range(34)) + "\n")
+        knobs = base / "knobs.json"
+        if not knobs.exists():
+            knobs.write_text("{}\n")
+        (base / "requests.jsonl").touch()
+        if HUB_NETNS not in run("ip", "netns", "list").stdout.split():
+            run("ip", "netns", "add", HUB_NETNS)
+            run("ip", "link", "add", HUB_VETH, "type", "veth", "peer", "name", "eth0", "netns", HUB_NETNS)
+            run("ip", "link", "set", HUB_VETH, "master", BRIDGE, "up")
+            run("ip", "-n", HUB_NETNS, "addr", "add", f"{address}/{self.network.prefixlen}", "dev", "eth0")
+            run("ip", "-n", HUB_NETNS, "link", "set", "eth0", "up")
+            run("ip", "-n", HUB_NETNS, "link", "set", "lo", "up")
+        cgroup = cgroup_root() / "hub"
+        cgroup.mkdir(parents=True, exist_ok=True)
+        argv = [
+            *("sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup)),  # into its cgroup, same PID
+            *("ip", "netns", "exec", HUB_NETNS, sys.executable, str(HUB), "--listen", f"{address}:{HUB_PORT}"),
+            *("--token-file", str(token), "--log", str(base / "requests.jsonl"), "--knobs", str(knobs)),
+        ]
+        with open(base / "console.log", "ab") as console:
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=console, stderr=console, start_new_session=True
+            )
+        (base / "hub.pid").write_text(f"{process.pid}\n")
+        deadline = time.monotonic() + HUB_START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise SandboxError(f"the stand-in hub exited with {process.returncode}; see {base / 'console.log'}")
+            try:
+                socket.create_connection((address, HUB_PORT), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SandboxError(
+                        f"the stand-in hub does not answer on {self.hub_endpoint} after {HUB_START_TIMEOUT:.0f} s;"
+                        f" see {base / 'console.log'}"
+                    ) from None
+                time.sleep(0.02)
+
+    def _stop_hub(self) -> None:
+        pid = self.hub_pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while self.hub_pid() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.hub_pid():
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+                while self.hub_pid() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+        if HUB_NETNS in run("ip", "netns", "list").stdout.split():
+            run("ip", "netns", "del", HUB_NETNS)  # its veth goes with it
+        for name in ("hub.pid", "requests.jsonl", "knobs.json", "knobs.json.tmp", "console.log"):
+            (self.paths.hub / name).unlink(missing_ok=True)
 
     def _create(self, host: Host) -> None:
         """The host's disk (overlay upper) on first start: name, peers, keys, machine id."""
@@ -260,10 +371,12 @@ class Sandbox:
     # ----- down -----
 
     def down(self) -> None:
-        """Stop every host and remove all traces from this machine: processes, namespaces, cgroups, bridge, disks."""
+        """Stop every host and the hub and remove all traces from this machine: processes, namespaces, cgroups,
+        bridge, disks (the hub's token stays)."""
         self._check_root()
         with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
             list(pool.map(self._stop, self.hosts))
+        self._stop_hub()
         for host in self.hosts:
             if host.netns in run("ip", "netns", "list").stdout.split():
                 run("ip", "netns", "del", host.netns)

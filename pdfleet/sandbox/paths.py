@@ -56,9 +56,19 @@ class SandboxPaths:
     def hosts(self) -> Path:
         return self.root / "hosts"
 
+    @property
+    def hub(self) -> Path:
+        """The stand-in hub's token (kept across downs), request log, fault knobs, PID and console."""
+        return self.root / "hub"
+
 
 # Names on this machine. Short: interface names are limited to 15 characters.
 BRIDGE = "pdfsb0"
 NETNS_PREFIX = "pdfsb-"
 VETH_PREFIX = "vpdfsb"
 CGROUP_NAME = "pdfleet-sandbox"
+# The stand-in hub (pdfleet/sandbox/hub.py): its own namespace ("_" never occurs in a host name, so it cannot clash
+# with NETNS_PREFIX + host), its veth, the port it listens on at the sandbox /24's second address.
+HUB_NETNS = "pdfsb_hub"
+HUB_VETH = f"{VETH_PREFIX}hub"
+HUB_PORT = 8080
