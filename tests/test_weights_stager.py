@@ -337,3 +337,23 @@ def test_no_source_and_bad_configs(tmp_path):
     missing = dict(cfg)
     del missing["workers"]
     assert run(missing, tmp_path).returncode == 2
+
+
+def test_one_stager_per_directory(hub, tmp_path):
+    hub.hub.knobs_path.write_text(json.dumps({"rate_bytes_per_s": 1_000_000}))  # a run takes about a second
+    cfg = config(hub, tmp_path)
+    cfg_file = tmp_path / "config-first.json"
+    cfg_file.write_text(json.dumps(cfg))
+    first = subprocess.Popen(
+        [sys.executable, str(STAGER), "stage", str(cfg_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert "staging" in first.stdout.readline()  # it holds the lock from before this line
+        second = run({**cfg, "node": "prefill-0-again"}, tmp_path)
+        assert second.returncode == 9
+        assert last_error(second).startswith("pdfleet-weights: prefill-0-again: another pdfleet-weights is staging")
+        assert f"pid {first.pid}" in last_error(second)
+    finally:
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert model_files(Path(cfg["path"])) == checkpoint(REPO, REV, shard_bytes=SHARD_BYTES)

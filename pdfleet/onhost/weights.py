@@ -52,7 +52,7 @@ stdout; an error ends with one line on stderr: "pdfleet-weights: NODE: what: fou
 
 Exit codes:
     0  staged / verified
-    1  internal error (a bug: Python traceback)
+    1  a local file system error (one line naming the file) or a bug (a Python traceback)
     2  usage or configuration error (bad CONFIG.json, unreadable token file)
     3  verify: not staged (no stamp, or a stamp for another repo or revision)
     4  verification failed (a file missing, of the wrong size or with the wrong digest)
@@ -87,6 +87,7 @@ from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
 
 EXIT_OK = 0
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_NOT_STAGED = 3
 EXIT_MISMATCH = 4
@@ -438,8 +439,10 @@ class Stager:
         if problem:
             raise Failure(EXIT_MISMATCH, f"{cfg.label} at {cfg.path}: {problem}")
         if cfg.checksums:
-            for rel, sha in sorted((stamp.get("sha256") or {}).items()):
-                got = sha256_of(cfg.path / rel)
+            shas = sorted((stamp.get("sha256") or {}).items())
+            for (rel, sha), got in zip(
+                shas, self._parallel(lambda item: sha256_of(cfg.path / item[0]), shas), strict=True
+            ):
                 if got != sha:
                     raise Failure(EXIT_MISMATCH, f"{cfg.label} at {cfg.path}: sha256 of {rel}", got, sha)
         files = stamp["files"]
@@ -604,20 +607,29 @@ class Stager:
         reader.start()
         process.stdin.write("".join(f"{rel}\n" for rel in sorted(files)))
         process.stdin.close()
+        # rsync names a file when it starts on it and handles one file at a time: a file is done when the next
+        # one is named (or rsync ends).
         copied = fetched = 0
-        last = time.monotonic()
-        for line in process.stdout:
-            name, _, size = line.rstrip("\n").partition("\t")
-            if name.endswith("/") or name not in files:
-                continue
-            now = time.monotonic()
-            took, last = now - last, now
-            copied += 1
-            fetched += files[name].size
+        current: tuple[str, float] | None = None
+
+        def done(name: str, since: float) -> None:
+            took = time.monotonic() - since
             rate = f" ({human(files[name].size / took)}/s)" if took > 0 else ""
             self.say(f"{name} {human(files[name].size)} in {took:.1f} s{rate} from {peer.name}")
+
+        for line in process.stdout:
+            name = line.rstrip("\n").partition("\t")[0]
+            if name.endswith("/") or name not in files:
+                continue
+            if current:
+                done(*current)
+            current = (name, time.monotonic())
+            copied += 1
+            fetched += files[name].size
         rc = process.wait()
         reader.join(timeout=5)
+        if current and rc == 0:
+            done(*current)
         if rc != 0:
             result = subprocess.CompletedProcess(argv, rc, "", "".join(errors))
             return None, self._rsync_error(result)
@@ -629,18 +641,29 @@ class Stager:
             have = self.dir.size_of(rel)
             if have != info.size:
                 return f"{rel} is {'missing' if have is None else f'{have} bytes'}, expected {info.size} ({source})"
+        if self.cfg.checksums:
+
+            def digest(rel: str) -> str | None:
+                known = self.dir.known(rel)
+                if known and known.get("hashed") and known.get("sha256") == files[rel].sha256:
+                    return files[rel].sha256
+                return sha256_of(self.cfg.path / rel)
+
+            lfs = sorted(rel for rel, info in files.items() if info.sha256)
+            for rel, got in zip(lfs, self._parallel(digest, lfs), strict=True):
+                if got != files[rel].sha256:
+                    self.dir.remove(rel)  # so that the next source copies it again
+                    return f"sha256 of {rel} is {got}, expected {files[rel].sha256} ({source})"
         for rel, info in sorted(files.items()):
-            known = self.dir.known(rel)
-            hashed = False
-            if self.cfg.checksums and info.sha256:
-                if not (known and known.get("hashed") and known.get("sha256") == info.sha256):
-                    got = sha256_of(self.cfg.path / rel)
-                    if got != info.sha256:
-                        self.dir.remove(rel)  # so that the next source copies it again
-                        return f"sha256 of {rel} is {got}, expected {info.sha256} ({source})"
-                hashed = True
-            self.dir.remember(rel, info, hashed=hashed)
+            self.dir.remember(rel, info, hashed=bool(self.cfg.checksums and info.sha256))
         return None
+
+    def _parallel(self, fn, items: list) -> list:
+        """fn over items on `workers` threads (hashing: hashlib lets go of the GIL), results in order."""
+        if len(items) < 2:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.cfg.workers, len(items)), thread_name_prefix="hash") as pool:
+            return list(pool.map(fn, items))
 
     # ----- from the hub -----
 
@@ -798,8 +821,9 @@ class Stager:
         index = self.check_index(files)
         wanted = {}
         needed = 0
-        for rel, info in files.items():
-            if self.trusted(rel, info, old_stamp):
+        in_place = self._parallel(lambda item: self.trusted(item[0], item[1], old_stamp), list(files.items()))
+        for (rel, info), ok in zip(files.items(), in_place, strict=True):
+            if ok:
                 continue
             wanted[rel] = info
             part = cfg.path / INCOMPLETE / rel
@@ -1041,6 +1065,10 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print(f"pdfleet-weights: {node}: interrupted (partial downloads are kept and resumed)", file=sys.stderr)
         return 130
+    except OSError as exc:  # the local file system: permissions, a file where a directory should be, I/O errors
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"pdfleet-weights: {node}: {exc.strerror or exc}{where}", file=sys.stderr, flush=True)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":
