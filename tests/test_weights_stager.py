@@ -71,10 +71,19 @@ def config(hub, tmp_path: Path, name: str = "model", **overrides) -> dict:
 def run(cfg: dict, tmp_path: Path, command: str = "stage") -> subprocess.CompletedProcess:
     cfg_file = tmp_path / f"config-{cfg['node']}.json"
     cfg_file.write_text(json.dumps(cfg))
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     return subprocess.run(
-        [sys.executable, str(STAGER), command, str(cfg_file)], capture_output=True, text=True, timeout=120, env=env
+        [sys.executable, str(STAGER), command, str(cfg_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=stager_env(tmp_path),
     )
+
+
+def stager_env(tmp_path: Path) -> dict:
+    """No proxies (loopback only); TMPDIR in the test's directory, where the stager keeps its lock files."""
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    return {**env, "TMPDIR": str(tmp_path)}
 
 
 def requests(hub, since: int = 0) -> list[dict]:
@@ -345,7 +354,11 @@ def test_one_stager_per_directory(hub, tmp_path):
     cfg_file = tmp_path / "config-first.json"
     cfg_file.write_text(json.dumps(cfg))
     first = subprocess.Popen(
-        [sys.executable, str(STAGER), "stage", str(cfg_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(STAGER), "stage", str(cfg_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=stager_env(tmp_path),
     )
     try:
         assert "staging" in first.stdout.readline()  # it holds the lock from before this line
