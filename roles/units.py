@@ -137,7 +137,8 @@ def units():
     systemd.daemon_reload(name="reload units", _if=_restart_if(*changed))
 
     if spec is not None:
-        systemd.service(name="serving unit enabled", service=spec.unit, enabled=True)
+        # Enabled only: starting is the next steps' decision (after the weights, the cache and its copy).
+        systemd.service(name="serving unit enabled", service=spec.unit, running=None, enabled=True)
         digest = instance_inputs(common.rendered_files(), serving, spec.instance)
         source = serving.deep_gemm_source(node)
         current = dict(unit=spec.unit, instance=spec.instance, digest=digest)

@@ -85,12 +85,13 @@ def secret_file(path: str, secret: str | None, label: str):
             return
         yield StringCommand("rm", "-f", path)
         return
-    if current == hashlib.sha1(secret.encode()).hexdigest():
+    content = secret + "\n"
+    if current == hashlib.sha1(content.encode()).hexdigest():
         host.noop(f"{label} is current")
         return
     directory = path.rsplit("/", 1)[0]
     yield StringCommand("install", "-d", "-m", "0700", directory)
-    yield FileUploadCommand(StringIO(secret + "\n"), path)
+    yield FileUploadCommand(StringIO(content), path)
     yield StringCommand("chmod", "0600", path)
 
 

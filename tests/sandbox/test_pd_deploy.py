@@ -1,21 +1,35 @@
-"""deploys/pd.py from fresh sandbox hosts: host layer, runtime (uv and the pinned wheel sets from the image's
-package index), verified units, the real smg router, then the health gate through it (a chat completion and a
-tool call answered by the stand-in engine); a second run and a --dry run with nothing to change; a killed server
-brought back by systemd; a failing instance named by the gate with its journal.
+"""deploys/pd.py from fresh sandbox hosts to a verified endpoint, and the changes a cluster lives through.
 
-The weights role is not written yet: the model directory is made by the test, as a staged checkpoint would be."""
+- Fresh: host layer, runtime (uv, pinned wheel sets from the image's index), the weights over the "WAN" once (the
+  stand-in hub's log: every file fetched once, by the seed; the token never sent to the CDN) and copied by the
+  other nodes from a peer, DeepGEMM compiled once per key (the stand-in's log: prefill-0 and both decode ranks
+  compile, prefill-1 copies), verified units, the real smg router, the health gate (chat completion, tool call).
+- A second run and a --dry run: nothing to change.
+- One environment value changed: --dry --diff shows that env file and the restart of the units reading it, on
+  those nodes only; applying it restarts exactly those units.
+- The model revision changed: staged again (once over the WAN), compiled again once per key, the cache copied.
+- A killed server brought back by systemd; a failing instance named by the gate with its journal.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.sandbox.conftest import on_host, pdfleet, pyinfra
+from pdfleet.sandbox.hub import checkpoint
+from tests.sandbox.conftest import ROOT, on_host, pdfleet, pyinfra
 
 HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]
+SEED = "10.77.0.11"
 MODEL = "/models/DeepSeek-V3.2"
+CACHE = "/var/cache/pdfleet/deep_gemm"
+HUB_LOG = ROOT / ".cache/sandbox/hub/requests.jsonl"
+REVISION = "a7e62ac04ecb2c0a54d736dc46601c5606cf10a6"
+NEW_REVISION = "5f1c2d3e4b5a69788796a5b4c3d2e1f001234567"
 RESULTS: dict[str, object] = {}
 
 
@@ -23,19 +37,60 @@ RESULTS: dict[str, object] = {}
 def cluster(sandbox):
     pdfleet("sandbox", "down")
     pdfleet("sandbox", "up")
-    for host in HOSTS:
-        on_host(host, f"mkdir -p {MODEL}")
     yield
     print("\npd.py figures:", json.dumps(RESULTS, indent=1))
     pdfleet("sandbox", "down")
     pdfleet("sandbox", "up")
 
 
+def inventory_with(tmp_path: Path, change) -> str:
+    """A copy of sandbox.yaml (same name, so rendered headers match) with `change(doc)` applied."""
+    doc = yaml.safe_load((ROOT / "inventories/sandbox.yaml").read_text())
+    for section, key in (("ssh", "key"), ("ssh", "known_hosts"), ("model", "token_file")):
+        doc[section][key] = str((ROOT / "inventories" / doc[section][key]).resolve())
+    change(doc)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (tmp_path / "sandbox.py").write_text((ROOT / "inventories/sandbox.py").read_text())
+    return str(tmp_path / "sandbox.py")
+
+
 def run_pd(*extra: str, inventory: str = "inventories/sandbox.py"):
     return pyinfra("-y", "--json", *extra, inventory, "deploys/pd.py", timeout=900)
 
 
+def hub_requests(revision: str | None = None) -> list[dict]:
+    lines = HUB_LOG.read_text().splitlines() if HUB_LOG.exists() else []
+    records = [json.loads(line) for line in lines if line.strip()]
+    return [r for r in records if revision is None or r.get("revision") in (revision, None)]
+
+
+def compile_runs() -> dict[str, int]:
+    """Per host: how many times compile_deep_gemm started (the stand-in's own log)."""
+    counts = {}
+    for host in HOSTS:
+        text = on_host(host, "cat /var/log/sglang-standin/launch.jsonl 2>/dev/null || true").stdout
+        counts[host] = sum(json.loads(line)["event"] == "compile" for line in text.splitlines() if line.strip())
+    return counts
+
+
+def main_pids() -> dict[str, str]:
+    pids = {}
+    for host in HOSTS:
+        units = ["sglang-decode.service" if host.startswith("decode") else f"sglang-{host}.service"]
+        if host == "prefill-0":
+            units.append("pdfleet-router.service")
+        for unit in units:
+            pids[f"{host} {unit}"] = on_host(host, f"systemctl show -p MainPID --value {unit}").stdout.strip()
+    return pids
+
+
+def changed_operations(plan: list[dict]) -> dict[str, list[str]]:
+    return {op["name"]: sorted(op["hosts_with_change"]) for op in plan if op["hosts_with_change"]}
+
+
 def test_fresh_hosts_to_a_verified_endpoint(cluster):
+    hub_before = len(hub_requests())
     started = time.monotonic()
     result = run_pd()
     RESULTS["fresh converge seconds"] = round(time.monotonic() - started, 1)
@@ -45,10 +100,31 @@ def test_fresh_hosts_to_a_verified_endpoint(cluster):
     for instance in ("prefill-0", "prefill-1", "decode"):
         assert f"health gate | {instance}: healthy" in result.stderr
     assert on_host("decode-1", "systemctl is-enabled sglang-decode.service").stdout.strip() == "enabled"
-    packages = on_host("decode-0", "/opt/pdfleet/sglang/bin/python3 -m pip --version || true").stdout
-    assert "pip" not in packages  # a uv venv: no pip inside, the wheel set only
     listed = on_host("decode-0", "/opt/pdfleet/uv/bin/uv pip list --python /opt/pdfleet/sglang/bin/python3").stdout
     assert "sglang" in listed and "0.5.23" in listed and "mooncake-transfer-engine 0.3.13.post1" in listed
+
+    # The WAN once: every file of the checkpoint came from the hub exactly once, to the seed.
+    requests = hub_requests()[hub_before:]
+    downloads = [r for r in requests if r["kind"] in ("resolve", "cdn") and r["method"] == "GET"]
+    stamp = json.loads(on_host("decode-1", f"cat {MODEL}/.pdfleet/verified.json").stdout)
+    assert {r["client"] for r in requests} == {SEED}
+    fetched = sorted(r["file"] for r in downloads if r["kind"] == "resolve")
+    assert fetched == sorted(stamp["files"]), "each file asked of the hub once"
+    assert not any(r["auth"] for r in requests if r["kind"] == "cdn"), "the token went to the CDN"
+    RESULTS["hub: files fetched, all by the seed"] = len(fetched)
+    for host in HOSTS:
+        assert json.loads(on_host(host, f"cat {MODEL}/.pdfleet/verified.json").stdout)["files"] == stamp["files"]
+
+    # DeepGEMM once per key: prefill-0 for both prefills, the decode ranks together; prefill-1 copied.
+    runs = compile_runs()
+    RESULTS["compile runs per host (fresh)"] = runs
+    assert runs == {"prefill-0": 1, "prefill-1": 0, "decode-0": 1, "decode-1": 1}
+    listing = f"cd {CACHE} && find . -type f | sort"
+    assert on_host("prefill-1", listing).stdout == on_host("prefill-0", listing).stdout
+    assert (
+        on_host("prefill-1", f"cmp {CACHE}/pdfleet.key /etc/pdfleet/prefill-1.deepgemm-key", check=False).returncode
+        == 0
+    )
 
 
 def test_second_run_and_dry_run_change_nothing(cluster):
@@ -61,12 +137,75 @@ def test_second_run_and_dry_run_change_nothing(cluster):
     dry = pyinfra("--dry", "--json", "inventories/sandbox.py", "deploys/pd.py")
     assert dry.returncode == 0, dry.stderr[-3000:]
     plan = json.loads(dry.stdout)["plan"]
-    assert [op["name"] for op in plan if op["hosts_with_change"]] == []
+    assert changed_operations(plan) == {}
     RESULTS["dry run conditional operations"] = sum(bool(op["hosts_with_conditional_change"]) for op in plan)
+
+
+def test_one_env_value_changes_that_file_and_restarts_only_the_units_reading_it(cluster, tmp_path):
+    def change(doc):
+        [decode] = [i for i in doc["instances"] if i["name"] == "decode"]
+        decode.setdefault("env", {})["MC_TE_METRIC"] = "true"
+
+    inventory = inventory_with(tmp_path, change)
+    dry = pyinfra("--dry", "--diff", "--json", inventory, "deploys/pd.py")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    planned = changed_operations(json.loads(dry.stdout)["plan"])
+    RESULTS["env change: operations with a change in --dry"] = planned
+    assert planned == {
+        "Units | serving environment": ["decode-0", "decode-1"],
+        "Units | running its current inputs (compiles its cache)": ["decode-0", "decode-1"],
+    }
+    shown = pyinfra("--dry", "--diff", inventory, "deploys/pd.py")
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    diff_lines = [line.strip() for line in (shown.stdout + shown.stderr).splitlines() if line.strip().startswith("+")]
+    RESULTS["env change: lines added in --diff"] = diff_lines
+    assert any(line.endswith("MC_TE_METRIC=true") for line in diff_lines), diff_lines
+
+    before = main_pids()
+    result = run_pd(inventory=inventory)
+    assert result.returncode == 0, result.stderr[-4000:]
+    after = main_pids()
+    restarted = sorted(name for name in before if before[name] != after[name])
+    RESULTS["env change: units restarted"] = restarted
+    assert restarted == ["decode-0 sglang-decode.service", "decode-1 sglang-decode.service"]
+    env = on_host("decode-1", "cat /proc/$(systemctl show -p MainPID --value sglang-decode.service)/environ")
+    assert "MC_TE_METRIC=true" in env.stdout.replace("\0", "\n")
+    again = run_pd(inventory=inventory)
+    assert json.loads(again.stdout)["results"]["totals"]["success"] == 0
+
+
+def test_a_new_revision_is_staged_once_and_compiled_once_per_key(cluster, tmp_path):
+    inventory = inventory_with(tmp_path, lambda doc: doc["model"].update(revision=NEW_REVISION))
+    hub_before = len(hub_requests())
+    compiled_before = compile_runs()
+    started = time.monotonic()
+    result = run_pd(inventory=inventory)
+    RESULTS["revision change seconds"] = round(time.monotonic() - started, 1)
+    assert result.returncode == 0, result.stderr[-4000:]
+    requests = hub_requests()[hub_before:]
+    assert {r["client"] for r in requests} == {SEED}
+    fetched = sorted(r["file"] for r in requests if r["kind"] == "resolve" and r["method"] == "GET")
+    stamp = json.loads(on_host("prefill-1", f"cat {MODEL}/.pdfleet/verified.json").stdout)
+    assert stamp["revision"] == NEW_REVISION
+    # Only what differs between the two revisions crossed the WAN, each file once (the stand-in hub's checkpoint).
+    old, new = (checkpoint("deepseek-ai/DeepSeek-V3.2", rev) for rev in (REVISION, NEW_REVISION))
+    assert fetched == sorted(name for name in new if old.get(name) != new[name])
+    assert sorted(stamp["files"]) == sorted(new)
+    runs = compile_runs()
+    new_runs = {host: runs[host] - compiled_before[host] for host in HOSTS}
+    RESULTS["revision change: hub files fetched"] = len(fetched)
+    RESULTS["revision change: compile runs per host"] = new_runs
+    assert new_runs == {"prefill-0": 1, "prefill-1": 0, "decode-0": 1, "decode-1": 1}
+    key = on_host("prefill-1", "cat /etc/pdfleet/prefill-1.deepgemm-key").stdout
+    assert NEW_REVISION in key
+    assert on_host("prefill-1", f"cat {CACHE}/pdfleet.key").stdout == key
+    for instance in ("prefill-0", "prefill-1", "decode"):
+        assert f"health gate | {instance}: healthy" in result.stderr
 
 
 def test_a_killed_server_is_brought_back_by_systemd(cluster):
     before = on_host("prefill-1", "systemctl show -p MainPID --value sglang-prefill-1.service").stdout.strip()
+    restarts_before = int(on_host("prefill-1", "systemctl show -p NRestarts --value sglang-prefill-1.service").stdout)
     on_host("prefill-1", "systemctl kill -s KILL sglang-prefill-1.service")
     deadline = time.monotonic() + 120
     while True:
@@ -76,16 +215,18 @@ def test_a_killed_server_is_brought_back_by_systemd(cluster):
             break
         assert time.monotonic() < deadline, f"not back: {state} {pid}"
         time.sleep(2)
-    restarts = on_host("prefill-1", "systemctl show -p NRestarts --value sglang-prefill-1.service").stdout.strip()
-    assert restarts == "1"
+    restarts = int(on_host("prefill-1", "systemctl show -p NRestarts --value sglang-prefill-1.service").stdout)
+    assert restarts == restarts_before + 1
 
 
-def test_a_failing_instance_is_named_by_the_gate_with_its_journal(cluster):
-    on_host("prefill-1", f"mv {MODEL} {MODEL}.away && systemctl restart --no-block sglang-prefill-1.service")
-    try:
-        result = run_pd()
-        assert result.returncode != 0
-        assert "health gate: instance 'prefill-1' (prefill-1) did not become healthy" in result.stderr
-        assert f"--model-path {MODEL} does not exist" in result.stderr  # from its journal
-    finally:
-        on_host("prefill-1", f"mv {MODEL}.away {MODEL} && systemctl restart --no-block sglang-prefill-1.service")
+def test_a_failing_instance_is_named_by_the_gate_with_its_journal(cluster, tmp_path):
+    def misconfigure(doc):
+        [prefill] = [i for i in doc["instances"] if i["name"] == "prefill-1"]
+        prefill["extra_args"] = ["--model-path", "/models/elsewhere"]  # appended: the last one wins
+
+    result = run_pd(inventory=inventory_with(tmp_path, misconfigure))
+    assert result.returncode != 0
+    assert "health gate: instance 'prefill-1' (prefill-1) did not become healthy" in result.stderr
+    assert "--model-path /models/elsewhere does not exist" in result.stderr  # from its journal
+    restored = run_pd()
+    assert restored.returncode == 0, restored.stderr[-3000:]
