@@ -16,6 +16,7 @@ import jinja2
 
 from pdfleet.hostplan import UNATTENDED_BLACKLIST, cuda_mirror, doca_mirror, nvidia_pins, rdma_pins, sysctls
 from pdfleet.options import option_lines
+from pdfleet.runtimeplan import docker_codename, docker_mirror, docker_pins
 from pdfleet.serving import DOCKER, ROUTER_UNIT, UNIT_DIR, ServingPlan
 from pdfleet.weightsplan import (
     CACHE_MODULE,
@@ -141,7 +142,8 @@ def _share_files(env: jinja2.Environment, cluster, common: dict, node) -> dict[s
     }
 
 
-# The host layer's files: (template under templates/host/, path on the host, mode, when).
+# The host layer's files, and the container runtime's apt files (roles/container.py): (template under
+# templates/host/, path on the host, mode, when).
 HOST_FILES = (
     ("blacklist-nouveau.conf.j2", "/etc/modprobe.d/pdfleet-blacklist-nouveau.conf", "0644", None),
     ("deepep.conf.j2", "/etc/modprobe.d/pdfleet-deepep.conf", "0644", "deepep_driver_options"),
@@ -153,6 +155,8 @@ HOST_FILES = (
     ("nvidia-pin.pref.j2", "/etc/apt/preferences.d/pdfleet-nvidia.pref", "0644", None),
     ("doca-repo.list.j2", "/etc/apt/sources.list.d/pdfleet-doca.list", "0644", "doca_repo"),
     ("rdma-pin.pref.j2", "/etc/apt/preferences.d/pdfleet-rdma.pref", "0644", None),
+    ("docker-repo.list.j2", "/etc/apt/sources.list.d/pdfleet-docker.list", "0644", "docker_repo"),
+    ("docker-pin.pref.j2", "/etc/apt/preferences.d/pdfleet-docker.pref", "0644", "docker_engine"),
     ("unattended-upgrades.conf.j2", "/etc/apt/apt.conf.d/51pdfleet-unattended-upgrades", "0644", None),
     ("journald.conf.j2", "/etc/systemd/journald.conf.d/90-pdfleet.conf", "0644", None),
     ("grub-iommu.cfg.j2", "/etc/default/grub.d/90-pdfleet-iommu.cfg", "0644", "iommu_passthrough"),
@@ -160,17 +164,22 @@ HOST_FILES = (
     ("host-tuning.sh.j2", "/usr/local/sbin/pdfleet-host-tuning", "0755", None),
     ("pdfleet-host-tuning.service.j2", f"{UNIT_DIR}/pdfleet-host-tuning.service", "0644", None),
 )
+# Switches that hold on serving nodes only: the Docker engine is installed where SGLang runs (roles/runtime.py).
+SERVING_ONLY = frozenset({"docker_engine", "docker_repo"})
 
 
 def _host_context(cluster, common: dict) -> tuple[dict, dict]:
     """What every node's host-layer files share: the template context and which optional files exist."""
     host = cluster.host
+    container = cluster.runtime.kind == "container"
     switches = {
         "deepep_driver_options": host.deepep_driver_options,
         "iommu_passthrough": host.tuning.iommu_passthrough,
         "cuda_repo": host.nvidia.source == "cuda-repo",
         "doca_repo": host.rdma.stack == "doca-ofed" and host.rdma.source == "doca-repo",
         "ntp_servers": bool(host.base.ntp_servers),
+        "docker_engine": container,
+        "docker_repo": container and cluster.runtime.docker_source == "docker-repo",
     }
     ctx = {
         **common,
@@ -182,16 +191,20 @@ def _host_context(cluster, common: dict) -> tuple[dict, dict]:
         "doca_mirror": doca_mirror(cluster),
         "ntp_servers": host.base.ntp_servers,
         "unattended_blacklist": UNATTENDED_BLACKLIST,
+        "docker_pins": docker_pins(cluster),
+        "docker_mirror": docker_mirror(cluster),
+        "docker_codename": docker_codename(cluster),
     }
     return ctx, switches
 
 
 def _host_files(env: jinja2.Environment, cluster, shared: tuple[dict, dict], node: str) -> dict[str, RenderedFile]:
     ctx, switches = shared
-    ctx = {**ctx, "sysctls": sysctls(cluster, node)}  # the only per-node part: its reserved serving ports
+    ctx = {**ctx, "sysctls": sysctls(cluster, node)}  # the per-node parts: its reserved serving ports
+    serves = cluster.placement(node) is not None  # and whether it serves (SERVING_ONLY)
     out = {}
     for template, path, mode, switch in HOST_FILES:
-        if switch is None or switches[switch]:
+        if switch is None or (switches[switch] and (serves or switch not in SERVING_ONLY)):
             out[path] = RenderedFile(env.get_template(f"host/{template}").render(ctx), mode)
     return out
 

@@ -5,12 +5,16 @@ sglang.launch_server` (pdfleet.serving builds that argv).
 - Engine: docker-ce, docker-ce-cli and containerd.io at `runtime.docker_version` / `runtime.containerd_version`,
   from Docker's apt repository (`runtime.docker_source: docker-repo`, key + list, or `runtime.docker_mirror`) or
   from the OS archive's sources as they are (`os-archive`: a site mirror that serves them), pinned by an apt
-  preferences file and held as one set (roles/packages.py); docker.service enabled and running.
+  preferences file and held as one set (roles/packages.py); docker.service enabled and running. The source list
+  and the pin file are `pdfleet.render`'s (templates/host/docker-*.j2, on serving nodes), uploaded as rendered;
+  package lists are refreshed only when the key or the list changed.
 - NVIDIA runtime: the NVIDIA Container Toolkit comes with the host layer's driver set (roles/nvidia.py pins it when
   runtime.kind is container); here it is only checked. /etc/docker/daemon.json gets what `nvidia-ctk runtime
   configure --runtime=docker` writes (runtimes.nvidia), merged into the site's own settings (data-root, mirrors,
-  ... are kept), plus size-capped json-file logs unless the site chose its logging. dockerd restarts only when
-  that file changed. A restart stops running containers: the serving units start them again (Restart=always).
+  ... are kept), plus size-capped json-file logs unless the site chose its logging. It is the one file of this
+  role not taken from `pdfleet.render`: its text depends on the host's own file, so it is computed here, on the
+  host's current content, and `pdfleet render` / `pdfleet diff` do not show it. dockerd restarts only when that
+  file changed. A restart stops running containers: the serving units start them again (Restart=always).
   live-restore stays off on purpose: a unit's `docker run` is attached, and a container that outlived its CLI
   would block the unit's restart under the same --name.
 - Image: pulled only when `docker image inspect` does not find it. Before the pull, the free space of dockerd's
@@ -30,17 +34,13 @@ from pyinfra.api import FactBase, OperationError, deploy, operation
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import files, server, systemd
 
-from pdfleet.hostconfig import DISTRIBUTIONS
-from pdfleet.hostplan import Pin
+from pdfleet.runtimeplan import docker_mirror, docker_pins
 from roles import common, packages
 
-DOCKER_KEY = "/etc/apt/keyrings/pdfleet-docker.asc"
-DOCKER_SOURCES = "/etc/apt/sources.list.d/pdfleet-docker.list"
-DOCKER_PIN_FILE = "/etc/apt/preferences.d/pdfleet-docker.pref"
-DAEMON_JSON = "/etc/docker/daemon.json"
-# Docker's apt repository, one per distribution (os-release ID); its signing key is `gpg` at the same place.
-DOCKER_REPOSITORY = "https://download.docker.com/linux/{os_id}"
-CODENAMES = {"ubuntu24.04": "noble", "ubuntu22.04": "jammy", "debian12": "bookworm"}
+DOCKER_KEY = "/etc/apt/keyrings/pdfleet-docker.asc"  # templates/host/docker-repo.list.j2 names it
+DOCKER_SOURCES = "/etc/apt/sources.list.d/pdfleet-docker.list"  # rendered
+DOCKER_PIN_FILE = "/etc/apt/preferences.d/pdfleet-docker.pref"  # rendered
+DAEMON_JSON = "/etc/docker/daemon.json"  # merged with the host's own: computed here, not rendered
 # What `nvidia-ctk runtime configure --runtime=docker` adds (NVIDIA Container Toolkit 1.18, pkg/config/engine/docker).
 NVIDIA_RUNTIME = {"args": [], "path": "nvidia-container-runtime"}
 # dockerd's json-file logs grow without bound; SGLang logs batch statistics all day (journald has the same lines).
@@ -94,41 +94,6 @@ class DockerDaemonConfig(FactBase):
 
     def process(self, output: list[str]) -> str | None:
         return "\n".join(output).strip() or None
-
-
-def docker_pins(cluster) -> list[Pin]:
-    """The engine set, pinned at exact upstream versions (any packaging revision, any distribution suffix)."""
-    runtime = cluster.runtime
-    return [
-        Pin("docker-ce", f"5:{runtime.docker_version}-*"),
-        Pin("docker-ce-cli", f"5:{runtime.docker_version}-*"),
-        Pin("containerd.io", f"{runtime.containerd_version}-*"),
-    ]
-
-
-def docker_mirror(cluster) -> str:
-    os_id = DISTRIBUTIONS[cluster.host.distribution][2]
-    return (cluster.runtime.docker_mirror or DOCKER_REPOSITORY.format(os_id=os_id)).rstrip("/")
-
-
-def sources_text(cluster) -> str:
-    return (
-        f"# Managed by pdfleet from {cluster.source.rsplit('/', 1)[-1]} (cluster {cluster.name}).\n"
-        "# Docker's apt repository (or its mirror): docker-ce, docker-ce-cli, containerd.io.\n"
-        f"deb [arch=amd64 signed-by={DOCKER_KEY}] {docker_mirror(cluster)} "
-        f"{CODENAMES[cluster.host.distribution]} stable\n"
-    )
-
-
-def pin_text(cluster) -> str:
-    stanzas = "\n".join(
-        f"Package: {p.name}\nPin: version {p.version}\nPin-Priority: 1001\n" for p in docker_pins(cluster)
-    )
-    return (
-        f"# Managed by pdfleet from {cluster.source.rsplit('/', 1)[-1]} (cluster {cluster.name}).\n"
-        "# The Docker engine moves only with pdfleet: pinned at priority 1001 (also for downgrades), and held.\n"
-        f"{stanzas}"
-    )
 
 
 def daemon_config(current: dict) -> dict:
@@ -232,15 +197,13 @@ def container_runtime():
 
     if runtime.docker_source == "docker-repo":
         key = files.download(name="Docker repository signing key", src=f"{docker_mirror(cluster)}/gpg", dest=DOCKER_KEY)
-        sources = files.put(
-            name="Docker repository", src=StringIO(sources_text(cluster)), dest=DOCKER_SOURCES, mode="0644"
-        )
+        sources = common.put_rendered(DOCKER_SOURCES, name="Docker repository")
         server.shell(
             name="refresh package lists",
             commands=["apt-get update -q"],
             _if=lambda: key.did_change() or sources.did_change(),
         )
-    files.put(name="pin the Docker engine", src=StringIO(pin_text(cluster)), dest=DOCKER_PIN_FILE, mode="0644")
+    common.put_rendered(DOCKER_PIN_FILE, name="pin the Docker engine")
     packages.held_set(
         name="docker engine installed and held",
         pins=docker_pins(cluster),

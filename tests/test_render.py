@@ -104,3 +104,48 @@ def test_systemd_quoting_keeps_specifiers_and_variables_literal():
     assert systemd_quote("$HOME") == '"$$HOME"'
     assert systemd_quote('{"0": "mlx5_0"}') == '"{\\"0\\": \\"mlx5_0\\"}"'
     assert exec_lines(["/bin/x", "-m", "mod", "--a", "1", "2", "--b"]) == "/bin/x -m mod \\\n    --a 1 2 \\\n    --b"
+
+
+DOCKER_LIST = "/etc/apt/sources.list.d/pdfleet-docker.list"
+DOCKER_PIN = "/etc/apt/preferences.d/pdfleet-docker.pref"
+
+
+@pytest.mark.parametrize("source", ["docker-repo", "os-archive"])
+def test_container_runtime_renders_dockers_apt_files_on_serving_nodes_only(tmp_path, source):
+    doc = inventory_document(prefill=[1], decode=[2])
+    doc["nodes"].append({"name": "spare-0", "address": "10.30.0.1"})  # serves nothing; runs the router
+    doc["router"] = {"node": "spare-0"}
+    doc["runtime"] = {
+        "kind": "container",
+        "image": "lmsysorg/sglang@sha256:" + "ab" * 32,
+        "docker_version": "27.3.1",
+        "containerd_version": "1.7.22",
+        "docker_source": source,
+        "docker_mirror": "https://mirror.example.internal/docker/ubuntu/",
+    }
+    files = render(plan(load(write_inventory(tmp_path, doc))))
+    serving = ["decode-0-0", "decode-0-1", "prefill-0"]
+    assert sorted(h for h, paths in files.items() if DOCKER_PIN in paths) == serving
+    assert files["prefill-0"][DOCKER_PIN].content == (
+        "# Managed by pdfleet from synthetic.yaml (cluster synthetic).\n"
+        "# The Docker engine moves only with pdfleet: pinned at priority 1001 (also for downgrades), and held.\n"
+        "Package: docker-ce\nPin: version 5:27.3.1-*\nPin-Priority: 1001\n\n"
+        "Package: docker-ce-cli\nPin: version 5:27.3.1-*\nPin-Priority: 1001\n\n"
+        "Package: containerd.io\nPin: version 1.7.22-*\nPin-Priority: 1001\n"
+    )
+    if source == "os-archive":  # the host's own sources serve the engine: no repository of ours
+        assert not any(DOCKER_LIST in paths for paths in files.values())
+        return
+    assert sorted(h for h, paths in files.items() if DOCKER_LIST in paths) == serving
+    assert files["decode-0-1"][DOCKER_LIST].content == (
+        "# Managed by pdfleet from synthetic.yaml (cluster synthetic).\n"
+        "# Docker's apt repository (or its mirror): docker-ce, docker-ce-cli, containerd.io.\n"
+        "deb [arch=amd64 signed-by=/etc/apt/keyrings/pdfleet-docker.asc] "
+        "https://mirror.example.internal/docker/ubuntu noble stable\n"
+    )
+    assert all(files[h][DOCKER_LIST].mode == files[h][DOCKER_PIN].mode == "0644" for h in serving)
+
+
+def test_venv_runtime_renders_no_docker_files():
+    files = render(plan(load(ROOT / "inventories/prod.py")))
+    assert not any(path in paths for paths in files.values() for path in (DOCKER_LIST, DOCKER_PIN))

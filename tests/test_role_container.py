@@ -1,6 +1,7 @@
 """roles.container (runtime.kind: container) on pyinfra's @fake connector: a fresh host gets Docker's repository, the
-pinned engine, the NVIDIA runtime in daemon.json and the image; a present image is left alone; a changed daemon.json
-restarts dockerd, an unchanged one does not; too little space in docker's data root stops before any pull."""
+pinned engine (list and pin file as `pdfleet render` shows them), the NVIDIA runtime in daemon.json and the image;
+a present image is left alone; a changed daemon.json restarts dockerd, an unchanged one does not; too little space
+in docker's data root stops before any pull."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import pytest
 from pyinfra.api import OperationError
 from pyinfra.connectors.fake import FakeConnector
 
+from pdfleet.inventory import load
+from pdfleet.render import render
+from pdfleet.serving import plan
 from pdfleet.synthetic import inventory_document, write_inventory
 from roles.container import LOG_OPTS, NVIDIA_RUNTIME, daemon_config, pull_command
 from roles.runtime import runtime
@@ -103,6 +107,9 @@ def test_fresh_host_gets_repository_engine_runtime_config_and_image(tmp_path, up
     pref = uploads["/etc/apt/preferences.d/pdfleet-docker.pref"]
     assert "Package: docker-ce\nPin: version 5:28.5.1-*\nPin-Priority: 1001\n" in pref
     assert "Package: containerd.io\nPin: version 1.7.28-*\n" in pref
+    rendered = render(plan(load(tmp_path / "synthetic.py")))[NODE]  # uploaded exactly as rendered
+    for path in ("/etc/apt/sources.list.d/pdfleet-docker.list", "/etc/apt/preferences.d/pdfleet-docker.pref"):
+        assert uploads[path] == rendered[path].content
     assert json.loads(uploads["/etc/docker/daemon.json"]) == {
         "runtimes": {"nvidia": NVIDIA_RUNTIME},
         "log-opts": LOG_OPTS,
