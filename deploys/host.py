@@ -6,9 +6,10 @@ NVSHMEM, NCCL and Mooncake at full speed. May reboot: hosts marked by a role reb
     pyinfra inventories/prod.py deploys/host.py --dry --diff     # what would change, and no change made
 """
 
-from roles import prefetch
+from roles import prefetch, speedups
 from roles.layers import HOST_LAYER
 
+speedups.install()  # pyinfra's operation order without reading source lines (roles/speedups.py)
 prefetch.install("host")  # facts of a converged host in one round trip (roles/prefetch.py)
 for role in HOST_LAYER:  # base, nvidia, deepep, rdma, tuning, reboot
     role()

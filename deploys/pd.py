@@ -4,10 +4,11 @@ pyinfra inventories/prod.py deploys/pd.py
 pyinfra inventories/prod.py deploys/pd.py --dry --diff
 """
 
-from roles import prefetch
+from roles import prefetch, speedups
 from roles.health import health_gate
 from roles.layers import HOST_LAYER, SERVING_LAYER
 
+speedups.install()  # pyinfra's operation order without reading source lines (roles/speedups.py)
 prefetch.install("pd")  # facts of a converged host in one round trip (roles/prefetch.py)
 for role in (*HOST_LAYER, *SERVING_LAYER):
     role()

@@ -4,9 +4,10 @@ units (env, DeepGEMM key, precompile, server; the router on its node). Never reb
     pyinfra inventories/prod.py deploys/serve.py
 """
 
-from roles import prefetch
+from roles import prefetch, speedups
 from roles.layers import SERVING_LAYER
 
+speedups.install()  # pyinfra's operation order without reading source lines (roles/speedups.py)
 prefetch.install("serve")  # facts of a converged host in one round trip (roles/prefetch.py)
 for role in SERVING_LAYER:  # runtime, units
     role()

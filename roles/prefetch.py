@@ -16,6 +16,8 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from weakref import WeakKeyDictionary
@@ -46,11 +48,98 @@ def cache_file(cluster: str, node: str, deploy: str) -> Path:
     return base / "pdfleet" / "fact-commands" / cluster / f"{node}.{deploy}.json"
 
 
+# Fact commands that many reads share a program for, recognised by pyinfra's exact text: the batch runs one
+# sha1sum, one stat and one `systemctl show` per property for all of them instead of a process each, and
+# answers each command from that program's output (what it would have printed alone; see the tests).
+_SHA1 = re.compile(
+    r"^test -e (?P<p>\S+) && \( sha1sum (?P=p) 2> /dev/null \|\| shasum (?P=p) 2> /dev/null"
+    r" \|\| sha1 (?P=p) 2> /dev/null \) \|\| true$"
+)
+_STAT_FORMAT = "user=%U group=%G mode=%A atime=%X mtime=%Y ctime=%Z size=%s %N"
+_STAT = re.compile(
+    r"^! \(test -e (?P<p>\S+) \|\| test -L (?P=p) \) \|\| \( stat -c '"
+    + re.escape(_STAT_FORMAT)
+    + r"' (?P=p) 2> /dev/null \|\| stat -f '[^']*' (?P=p) \|\| ls -ld (?P=p) \)$"
+)
+_SHOW = re.compile(
+    r"^if command -v systemctl >/dev/null 2>&1; then \( systemctl show --all --property Id --property (?P<prop>\w+)"
+    r" (?P<p>[A-Za-z0-9@._:-]+) \); else echo '##PYINFRA_NOCMD##'; fi$"
+)
+_STAT_SEPARATOR = "|@@|"
+
+
+def _group_of(command: str) -> tuple[str, str] | None:
+    """(group, argument) for a command the batch can answer from a shared program's output."""
+    for name, pattern in (("sha1", _SHA1), ("stat", _STAT)):
+        match = pattern.match(command)
+        if match and "'" not in match["p"] and '"' not in match["p"]:
+            return name, match["p"]
+    match = _SHOW.match(command)
+    if match:
+        return f"show {match['prop']}", match["p"]
+    return None
+
+
+def _grouped(commands: list[str]) -> dict[str, list[tuple[str, str]]]:
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for command in commands:
+        found = _group_of(command)
+        if found:
+            groups.setdefault(found[0], []).append((command, found[1]))
+    return groups
+
+
+def _group_program(group: str, args: list[str]) -> str:
+    joined = " ".join(args)
+    if group == "sha1":
+        return f"sha1sum {joined} 2>/dev/null"
+    if group == "stat":
+        return f"stat -c '%n{_STAT_SEPARATOR}{_STAT_FORMAT}' {joined} 2>/dev/null"
+    prop = group.split()[1]
+    return f"systemctl show --all --property Id --property {prop} {joined}"
+
+
+def _answers_of_group(group: str, members: list[tuple[str, str]], lines: list[str]) -> dict[str, list[str]]:
+    """Each member command's stdout, from the shared program's output; {} when it cannot be told apart."""
+    if group == "sha1":
+        by_path = {}
+        for line in lines:
+            digest, sep, path = line.partition("  ")
+            if sep and len(digest) == 40:
+                by_path[path] = [line]
+        return {command: by_path.get(shlex.split(arg)[0], []) for command, arg in members}
+    if group == "stat":
+        by_path = {}
+        for line in lines:
+            path, sep, rest = line.partition(_STAT_SEPARATOR)
+            if sep:
+                by_path[path] = [rest]
+        return {command: by_path.get(shlex.split(arg)[0], []) for command, arg in members}
+    blocks: list[list[str]] = [[]]
+    for line in lines:
+        if line == "":
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    blocks = [block for block in blocks if block]
+    if len(blocks) != len(members) or any(not block[0].startswith("Id=") for block in blocks):
+        return {}
+    return {command: block for (command, _), block in zip(members, blocks, strict=True)}
+
+
 def batch_script(commands: list[str]) -> str:
     """One shell script running each command in a subshell, its stdout and stderr framed by marker lines (each
-    marker starts on a line of its own: output without a final newline stays whole)."""
+    marker starts on a line of its own: output without a final newline stays whole). Commands of a known group
+    run as one program per group (framed `MARK group NAME`)."""
     parts = ["d=$(mktemp -d) || exit 1"]
+    groups = _grouped(commands)
+    grouped = {command for members in groups.values() for command, _ in members}
+    for name, members in groups.items():
+        program = _group_program(name, [arg for _, arg in members])
+        parts.append(f'echo "{MARK} group {name}"; {program}; printf "\\n{MARK} end\\n"')
     for i, command in enumerate(commands):
+        if command in grouped:
+            continue
         parts.append(f'echo "{MARK} {i}"; ( {command}\n) 2>"$d/{i}"; printf "\\n{MARK} {i} exit=%s\\n" $?')
     parts.append(f'for f in "$d"/*; do echo "{MARK} stderr ${{f##*/}}"; cat "$f"; printf "\\n{MARK} end\\n"; done')
     parts.append('rm -rf "$d"')
@@ -62,6 +151,7 @@ def parse_batch(commands: list[str], lines: list[str]) -> dict[str, tuple[bool, 
     stdout: dict[int, list[str]] = {}
     stderr: dict[int, list[str]] = {}
     status: dict[int, bool] = {}
+    group_output: dict[str, list[str]] = {}
     target: list[str] | None = None
 
     def close() -> None:
@@ -80,6 +170,9 @@ def parse_batch(commands: list[str], lines: list[str]) -> dict[str, tuple[bool, 
                 status[int(words[0])] = words[1] == "exit=0"
                 target = None
                 continue
+            if len(words) >= 2 and words[0] == "group":
+                target = group_output.setdefault(" ".join(words[1:]), [])
+                continue
             if len(words) == 2 and words[0] == "stderr" and words[1].isdigit():
                 target = stderr.setdefault(int(words[1]), [])
                 continue
@@ -90,8 +183,14 @@ def parse_batch(commands: list[str], lines: list[str]) -> dict[str, tuple[bool, 
         if target is not None:
             target.append(line)
     answers = {}
+    for name, members in _grouped(commands).items():
+        if name not in group_output:
+            continue  # cut off: read them live
+        for command, lines in _answers_of_group(name, members, group_output[name]).items():
+            # Each of these exits 0 alone (`|| true`, `! test || stat`, systemctl show) and prints nothing on stderr.
+            answers[command] = (True, CommandOutput([OutputLine("stdout", line) for line in lines]))
     for i, command in enumerate(commands):
-        if i not in status:
+        if i not in status or command in answers:
             continue  # cut off: read it live
         combined = [OutputLine("stdout", line) for line in stdout.get(i, [])]
         combined += [OutputLine("stderr", line) for line in stderr.get(i, [])]

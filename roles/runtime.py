@@ -5,35 +5,37 @@ compared with the pins and left alone when it matches."""
 
 from __future__ import annotations
 
-import json
-
 from pyinfra import host
-from pyinfra.api import FactBase, QuoteString, StringCommand, deploy, operation
+from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import apt
 
 from pdfleet.runtimeplan import UV_VENV, UV_VERSION, normalize, requirements, router_wheels, serving_wheels
 from roles import common
 from roles.container import container_runtime
 
-# Lists each installed distribution of a venv as JSON {name: version}; prints nothing without the venv.
-_LIST = (
-    "import importlib.metadata as m, json; "
-    "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
-)
-
 
 class VenvPackages(FactBase):
-    """The distributions installed in a venv, {normalized name: version}; None when the venv does not exist."""
+    """The distributions installed in a venv, {normalized name: version}; None when the venv does not exist.
+
+    Read from the names of the `*.dist-info` directories (`name-version.dist-info`, what importlib.metadata finds
+    too) by the shell alone: starting the venv's Python to ask costs a tenth of a second per venv and converge.
+    """
 
     def command(self, venv: str) -> StringCommand:
         python = f"{venv}/bin/python3"
-        return StringCommand("test -x", python, "&&", python, "-c", QuoteString(_LIST), "|| true")
+        listing = f'for d in {venv}/lib/python3*/site-packages/*.dist-info; do echo "${{d##*/}}"; done'
+        return StringCommand("test -x", python, "&&", "{", "echo venv;", listing, "; }", "|| true")
 
     def process(self, output: list[str]) -> dict | None:
-        text = "".join(output).strip()
-        if not text:
+        if not output or output[0].strip() != "venv":
             return None
-        return {normalize(name): version for name, version in json.loads(text).items()}
+        found = {}
+        for line in output[1:]:
+            stem = line.strip().removesuffix(".dist-info")
+            name, _, version = stem.rpartition("-")
+            if name and version and "*" not in stem:
+                found[normalize(name)] = version
+        return found
 
 
 def _index_args() -> list[str]:
