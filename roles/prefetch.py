@@ -127,12 +127,12 @@ def _answers_of_group(group: str, members: list[tuple[str, str]], lines: list[st
     return {command: block for (command, _), block in zip(members, blocks, strict=True)}
 
 
-def batch_script(commands: list[str]) -> str:
+def batch_script(commands: list[str], group: bool = True) -> str:
     """One shell script running each command in a subshell, its stdout and stderr framed by marker lines (each
     marker starts on a line of its own: output without a final newline stays whole). Commands of a known group
     run as one program per group (framed `MARK group NAME`)."""
     parts = ["d=$(mktemp -d) || exit 1"]
-    groups = _grouped(commands)
+    groups = _grouped(commands) if group else {}
     grouped = {command for members in groups.values() for command, _ in members}
     for name, members in groups.items():
         program = _group_program(name, [arg for _, arg in members])

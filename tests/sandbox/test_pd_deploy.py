@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from pdfleet.sandbox.hub import checkpoint
+from roles.prefetch import batch_script, cache_file, parse_batch
 from tests.sandbox.conftest import ROOT, on_host, pdfleet, pyinfra
 
 HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]
@@ -139,6 +140,22 @@ def test_second_run_and_dry_run_change_nothing(cluster):
     plan = json.loads(dry.stdout)["plan"]
     assert changed_operations(plan) == {}
     RESULTS["dry run conditional operations"] = sum(bool(op["hosts_with_conditional_change"]) for op in plan)
+
+
+def test_the_fact_batch_answers_as_each_command_alone_on_a_converged_host(cluster):
+    """roles/prefetch.py runs many file and unit reads as one sha1sum, stat and systemctl show: on a real host
+    every answer equals the command's own answer (each run in its own subshell)."""
+    commands = json.loads(cache_file("sandbox", "decode-0", "pd").read_text())
+    grouped = on_host("decode-0", batch_script(commands))
+    alone = on_host("decode-0", batch_script(commands, group=False))
+    fast = parse_batch(commands, grouped.stdout.splitlines())
+    slow = parse_batch(commands, alone.stdout.splitlines())
+    assert set(fast) == set(slow) == set(commands)
+    for command in commands:
+        assert (fast[command][0], fast[command][1].stdout_lines) == (slow[command][0], slow[command][1].stdout_lines)
+    shows = sum("systemctl show" in command for command in commands)
+    assert shows >= 5 and grouped.stdout.count("@@pdfleet-prefetch group show") <= 2
+    RESULTS["fact batch: commands, of them systemctl show"] = [len(commands), shows]
 
 
 def test_one_env_value_changes_that_file_and_restarts_only_the_units_reading_it(cluster, tmp_path):
