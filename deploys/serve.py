@@ -1,5 +1,6 @@
 """The serving layer: a node that passed the host layer to a running part of the PD deployment: the runtime, the
-units (env, DeepGEMM key, precompile, server; the router on its node). Never reboots.
+weights (staged once over the WAN, copied inside the cluster), the units (env, DeepGEMM key, precompile, server;
+the router on its node), the DeepGEMM cache compiled once per key and copied. Never reboots.
 
     pyinfra inventories/prod.py deploys/serve.py
 """
@@ -9,5 +10,5 @@ from roles.layers import SERVING_LAYER
 
 speedups.install()  # pyinfra's operation order without reading source lines (roles/speedups.py)
 prefetch.install("serve")  # facts of a converged host in one round trip (roles/prefetch.py)
-for role in SERVING_LAYER:  # runtime, units
+for role in SERVING_LAYER:  # runtime, weights, units (DeepGEMM cache and restarts included)
     role()
