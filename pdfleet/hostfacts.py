@@ -7,6 +7,7 @@ the host roles decide on the plain data. Every parser is tested on real captured
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import xml.etree.ElementTree as ElementTree
@@ -295,10 +296,20 @@ WEIGHTS_INDEX_SCRIPT = (
 WEIGHTS_INDEX = "model.safetensors.index.json"
 
 
+def parse_weights_stamp(text: str) -> dict | None:
+    """The stager's stamp ({"repo", "revision", "files", ...}); None when absent or unreadable."""
+    try:
+        stamp = json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+    return stamp if isinstance(stamp, dict) else None
+
+
 def node_probe_sections(model_path: str, units: tuple[str, ...] | list[str]) -> dict[str, str]:
     """What the preflight reads from a node, as {section: shell command}; every command only reads."""
     path = shlex.quote(model_path)
     index = shlex.quote(f"{model_path.rstrip('/')}/{WEIGHTS_INDEX}")
+    stamp = shlex.quote(f"{model_path.rstrip('/')}/.pdfleet/verified.json")
     sections = {
         "nvidia-smi": "timeout 120 nvidia-smi -q -x",
         "topology": "timeout 60 nvidia-smi topo -m",
@@ -314,6 +325,8 @@ def node_probe_sections(model_path: str, units: tuple[str, ...] | list[str]) -> 
         "disk": f'p={path}; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; df -P -B1 "$p"',
         "weights-index": f"if [ -f {index} ]; then python3 -c '{WEIGHTS_INDEX_SCRIPT}' {index}; else echo none; fi",
         "weights-files": f"find {path} -maxdepth 1 -type f -name '*.safetensors' -printf '%f\\t%s\\n' 2>/dev/null",
+        # The stamp pdfleet's stager writes after verifying a staged revision (pdfleet.weightsplan.STAMP).
+        "weights-stamp": f"cat {stamp} 2>/dev/null || true",
         "clock": (
             "if [ -d /run/systemd/system ] && command -v timedatectl >/dev/null 2>&1; then "
             "echo timedatectl; timedatectl show -p NTPSynchronized --value; "

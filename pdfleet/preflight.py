@@ -50,6 +50,7 @@ class Expectations:
     gid_index: int
     units: tuple[str, ...]
     model_path: str
+    model_revision: str
     model_disk_gb: int
     iommu_passthrough: bool
     deepep_driver_options: bool
@@ -78,6 +79,7 @@ def expectations(cluster: Cluster, node_name: str) -> Expectations:
         gid_index=cluster.network.gid_index,
         units=(spec.precompile_unit, spec.unit) if spec else (),
         model_path=cluster.model.path,
+        model_revision=cluster.model.revision,
         model_disk_gb=verify.model_disk_gb,
         iommu_passthrough=cluster.host.tuning.iommu_passthrough,
         deepep_driver_options=cluster.host.deepep_driver_options,
@@ -108,6 +110,7 @@ class NodeFacts:
     disk: DiskSpace | None
     weights_index: WeightsIndex | None  # None: no model.safetensors.index.json at model.path
     weight_files: dict  # {shard file name: bytes} at model.path
+    weights_stamp: dict | None  # the stager's stamp at model.path (pdfleet.weightsplan.STAMP); None: none
     clock: bool | None  # None: neither timedatectl nor chronyc answered
     allreduce: dict | None  # allreduce_bench's JSON; None: not measured (verify.allreduce: false)
 
@@ -158,6 +161,7 @@ def facts_from_probe(probe: dict[str, Probe], allreduce: dict | None = None) -> 
         disk=hostfacts.parse_df(section("disk").text),
         weights_index=hostfacts.parse_weights_index(index.text) if index.ok else None,
         weight_files=hostfacts.parse_file_sizes(section("weights-files").text),
+        weights_stamp=hostfacts.parse_weights_stamp(section("weights-stamp").text),
         clock=hostfacts.parse_clock(section("clock").text),
         allreduce=allreduce,
     )
@@ -713,9 +717,7 @@ def check_host(f: NodeFacts, e: Expectations) -> list[Result]:
                 )
             )
         else:
-            results.append(
-                Result("host.weights", PASS, f"{len(index.shards)} shards, {total / 1e9:.0f} GB", expected_weights)
-            )
+            results.append(_staged_revision(f.weights_stamp, e, f"{len(index.shards)} shards, {total / 1e9:.0f} GB"))
     results.append(
         Result("host.clock", PASS, "synchronised", "synchronised (NTP)")
         if f.clock
@@ -894,3 +896,20 @@ def to_table(reports: list[NodeReport]) -> str:
         f"preflight {verdict}: {len(reports)} node(s), {total[PASS]} PASS, {total[WARN]} WARN, {total[FAIL]} FAIL"
     )
     return "\n".join(out)
+
+
+def _staged_revision(stamp: dict | None, e, shards: str) -> Result:
+    """Shards complete: which revision they are, when pdfleet's stager staged and verified them."""
+    expected = f"every shard of revision {e.model_revision[:12]} at {e.model_path}"
+    if stamp is None:
+        return Result("host.weights", PASS, f"{shards} (staged without pdfleet: revision not recorded)", expected)
+    revision = str(stamp.get("revision"))
+    if revision != e.model_revision:
+        return Result(
+            "host.weights",
+            FAIL,
+            f"{shards} of revision {revision[:12]}",
+            expected,
+            "the inventory pins another revision: deploys/serve.py stages it",
+        )
+    return Result("host.weights", PASS, f"{shards}, revision {revision[:12]} verified by pdfleet", expected)

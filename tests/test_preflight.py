@@ -86,9 +86,16 @@ def node_probe_sections(healthy: bool = False) -> dict[str, tuple[int, str]]:
             ),
             "weights-index": (0, "total_size 688000000000\n" + "\n".join(f"shard {s}" for s in SHARDS)),
             "weights-files": (0, "\n".join(f"{s}\t4300000000" for s in SHARDS)),
+            "weights-stamp": (0, stamp(CLUSTER.model.revision)),
             "clock": (0, "timedatectl\nyes"),
         }
     return sections
+
+
+def stamp(revision: str) -> str:
+    """The stager's stamp as pdfleet-weights.py writes it after verifying a revision."""
+    files = {s: 4300000000 for s in SHARDS}
+    return json.dumps({"repo": CLUSTER.model.repo, "revision": revision, "files": files, "checksums": False})
 
 
 def node_probe_text(sections: dict[str, tuple[int, str]]) -> str:
@@ -161,12 +168,22 @@ def test_a_healthy_node_passes_every_check():
         *("host.memlock", "host.disk", "host.weights", "host.clock", "host.cmdline", "nccl.allreduce"),
     ]
     assert got["rdma.gid"].seen == "RoCE v2 at index 3 on 8 ports"
-    assert got["host.weights"].seen == "163 shards, 701 GB"
+    assert got["host.weights"].seen == f"163 shards, 701 GB, revision {CLUSTER.model.revision[:12]} verified by pdfleet"
     assert got["nccl.allreduce"].seen == "366.5 GB/s over 8 GPUs"
     assert got["fabric.manager"].seen == "nv-fabricmanager 580.159.04, service active"
 
 
 # ---- variants: one fault each ---------------------------------------------------------------------------------
+
+
+def test_weights_of_another_revision_fail_and_weights_without_a_stamp_pass_saying_so():
+    other = results(readings(healthy=True, weights_stamp=(0, stamp("f" * 40))))["host.weights"]
+    assert (other.status, other.seen) == (preflight.FAIL, "163 shards, 701 GB of revision ffffffffffff")
+    assert other.expected == f"every shard of revision {CLUSTER.model.revision[:12]} at /models/DeepSeek-V3.2"
+    assert "deploys/serve.py stages it" in other.hint
+    unstamped = results(readings(healthy=True, weights_stamp=(0, "")))["host.weights"]
+    assert unstamped.status == preflight.PASS
+    assert unstamped.seen == "163 shards, 701 GB (staged without pdfleet: revision not recorded)"
 
 
 def _drop_gpu(xml: str, index: int) -> str:
