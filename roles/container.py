@@ -32,7 +32,7 @@ from io import StringIO
 from pyinfra import host, state
 from pyinfra.api import FactBase, OperationError, deploy, operation
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, systemd
 
 from pdfleet.runtimeplan import docker_mirror, docker_pins
 from roles import common, packages
@@ -196,13 +196,7 @@ def container_runtime():
     runtime = cluster.runtime
 
     if runtime.docker_source == "docker-repo":
-        key = files.download(name="Docker repository signing key", src=f"{docker_mirror(cluster)}/gpg", dest=DOCKER_KEY)
-        sources = common.put_rendered(DOCKER_SOURCES, name="Docker repository")
-        server.shell(
-            name="refresh package lists",
-            commands=["apt-get update -q"],
-            _if=lambda: key.did_change() or sources.did_change(),
-        )
+        packages.vendor_repository("Docker", f"{docker_mirror(cluster)}/gpg", DOCKER_KEY, DOCKER_SOURCES)
     common.put_rendered(DOCKER_PIN_FILE, name="pin the Docker engine")
     packages.held_set(
         name="docker engine installed and held",

@@ -31,16 +31,8 @@ def nvidia():
     node = cluster.node(common.node_name())
 
     if config.source == "cuda-repo":
-        key = files.download(
-            name="CUDA repository signing key",
-            src=cuda_mirror(cluster).rstrip("/") + "/" + CUDA_KEY_NAME,
-            dest=CUDA_KEY,
-        )
-        sources = common.put_rendered(CUDA_SOURCES, name="CUDA repository")
-        server.shell(
-            name="refresh package lists",
-            commands=["apt-get update -q"],
-            _if=lambda: key.did_change() or sources.did_change(),
+        packages.vendor_repository(
+            "CUDA", cuda_mirror(cluster).rstrip("/") + "/" + CUDA_KEY_NAME, CUDA_KEY, CUDA_SOURCES
         )
 
     apt.packages(name="initramfs and module tools", packages=["initramfs-tools", "kmod"])

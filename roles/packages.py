@@ -14,8 +14,10 @@ from fnmatch import fnmatch
 from pyinfra import host
 from pyinfra.api import FactBase, operation
 from pyinfra.facts.deb import DebPackages
+from pyinfra.operations import files, server
 
 from pdfleet.hostplan import Pin
+from roles import common
 
 
 class HeldPackages(FactBase):
@@ -74,3 +76,20 @@ def held_set(pins: list[Pin], label: str):
         f"-o Dpkg::Options::=--force-confold {names}"
     )
     yield f"apt-mark hold {names}"
+
+
+def vendor_repository(label: str, key_url: str, key_path: str, sources_path: str) -> None:
+    """A vendor's apt repository: its signing key and its rendered sources list; the package lists are refreshed
+    only when either changed.
+
+    + label: the repository's name in operation names (CUDA, DOCA, Docker)
+    + key_url / key_path: where the signing key comes from and where the sources list expects it
+    + sources_path: the rendered sources list
+    """
+    key = files.download(name=f"{label} repository signing key", src=key_url, dest=key_path)
+    sources = common.put_rendered(sources_path, name=f"{label} repository")
+    server.shell(
+        name="refresh package lists",
+        commands=["apt-get update -q"],
+        _if=lambda: key.did_change() or sources.did_change(),
+    )

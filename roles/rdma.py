@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, deploy, operation
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import apt
 
 from pdfleet.hostplan import GPUDIRECT_MODULES, INBOX_RDMA_PACKAGES, doca_key_url, rdma_pins
 from roles import common, packages, reboot
@@ -44,13 +44,7 @@ def rdma():
     config = cluster.host.rdma
 
     if config.stack == "doca-ofed" and config.source == "doca-repo":
-        key = files.download(name="DOCA repository signing key", src=doca_key_url(cluster), dest=DOCA_KEY)
-        sources = common.put_rendered(DOCA_SOURCES, name="DOCA repository")
-        server.shell(
-            name="refresh package lists",
-            commands=["apt-get update -q"],
-            _if=lambda: key.did_change() or sources.did_change(),
-        )
+        packages.vendor_repository("DOCA", doca_key_url(cluster), DOCA_KEY, DOCA_SOURCES)
     elif config.stack == "inbox":
         apt.packages(name="distribution's RDMA stack", packages=list(INBOX_RDMA_PACKAGES), no_recommends=True)
 
