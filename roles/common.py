@@ -41,7 +41,7 @@ def rendered_files() -> dict[str, dict[str, RenderedFile]]:
 
 def rendered(path: str) -> RenderedFile:
     """The text this host must hold at `path`, exactly as `pdfleet render` shows it."""
-    return _cluster_and_files(host.data.pdfleet_inventory)[2][node_name()][path]
+    return rendered_files()[node_name()][path]
 
 
 def put_rendered(path: str, name: str, **kwargs):

@@ -51,6 +51,16 @@ def verified_unit(path: str, content: str):
     yield StringCommand("install", "-m", "0644", staged, path)
 
 
+def rendered_unit(unit: str, name: str):
+    """The unit `pdfleet.render` made for this host, verified and installed (verified_unit).
+
+    + unit: the unit's name under /etc/systemd/system
+    + name: the operation's name
+    """
+    path = f"{UNIT_DIR}/{unit}"
+    return verified_unit(name=name, path=path, content=common.rendered(path).content)
+
+
 class SystemdUnitState(FactBase):
     """`systemctl is-active UNIT`: active, activating, inactive, failed ..."""
 
@@ -90,8 +100,8 @@ def running_current(unit: str, instance: str, digest: str, here: bool, step: str
     if not here:
         host.noop(f"{unit}: not in this step ({step})")
         return
-    state = host.get_fact(SystemdUnitState, unit=unit)
     if host.get_fact(AppliedInputs, instance=instance) == digest:
+        state = host.get_fact(SystemdUnitState, unit=unit)
         # In transition (starting, waiting to restart after a crash, stopping before that): Restart= owns it.
         if state in ("active", "activating", "reloading", "deactivating"):
             host.noop(f"{unit} is {state} with its current inputs")
@@ -120,19 +130,9 @@ def units():
         common.put_rendered(spec.env_file, name="serving environment")
         common.put_rendered(key_file(spec.instance), name="DeepGEMM cache key")
         for what, name in (("precompile", spec.precompile_unit), ("serving", spec.unit)):
-            changed.append(
-                verified_unit(
-                    name=f"{what} unit verified and installed",
-                    path=f"{UNIT_DIR}/{name}",
-                    content=common.rendered(f"{UNIT_DIR}/{name}").content,
-                )
-            )
+            changed.append(rendered_unit(name, name=f"{what} unit verified and installed"))
     if routes:
-        router = verified_unit(
-            name=f"{ROUTER_UNIT} verified and installed",
-            path=f"{UNIT_DIR}/{ROUTER_UNIT}",
-            content=common.rendered(f"{UNIT_DIR}/{ROUTER_UNIT}").content,
-        )
+        router = rendered_unit(ROUTER_UNIT, name=f"{ROUTER_UNIT} verified and installed")
         changed.append(router)
     systemd.daemon_reload(name="reload units", _if=_restart_if(*changed))
 

@@ -22,7 +22,6 @@ from pyinfra.facts.files import Sha1File
 from pyinfra.operations import files, systemd
 
 from pdfleet.hubtoken import TokenError, read_hub_token
-from pdfleet.serving import UNIT_DIR
 from pdfleet.weightsplan import (
     SHARE_CONFIG,
     SHARE_UNIT,
@@ -35,7 +34,7 @@ from pdfleet.weightsplan import (
     staged_summary,
 )
 from roles import common
-from roles.units import verified_unit
+from roles.units import rendered_unit
 
 STAGER_SOURCE = Path(__file__).resolve().parent.parent / "pdfleet" / "onhost" / "weights.py"
 _SIZES_MARK = "--- pdfleet sizes"
@@ -128,11 +127,7 @@ def weights():
     common.put_rendered(STAGER_CONFIG, name="stager configuration")
 
     config = common.put_rendered(SHARE_CONFIG, name="share configuration")
-    unit = verified_unit(
-        name=f"{SHARE_UNIT} verified and installed",
-        path=f"{UNIT_DIR}/{SHARE_UNIT}",
-        content=common.rendered(f"{UNIT_DIR}/{SHARE_UNIT}").content,
-    )
+    unit = rendered_unit(SHARE_UNIT, name=f"{SHARE_UNIT} verified and installed")
     systemd.daemon_reload(name="reload units for the share", _if=unit.did_change)
     systemd.service(name="share enabled and running", service=SHARE_UNIT, enabled=True, running=True)
     systemd.service(
