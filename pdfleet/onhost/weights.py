@@ -572,15 +572,22 @@ class Stager:
         problem = self._verify_files(files, source=f"peer {peer.name}")
         if problem:
             return f"copied, but {problem}"
+        self._finish_stage(
+            files, started, f"copied {copied} files, {human(fetched)}", f"peer {peer.name} ({peer.address})"
+        )
+        return None
+
+    def _finish_stage(self, files: dict[str, FileInfo], started: float, moved: str, source: str) -> None:
+        """The path holds exactly `files`, verified: drop what the revision lacks, stamp it, say how it went."""
+        cfg = self.cfg
         self.dir.keep_only(set(files))
         self.dir.write_stamp(cfg, files)
         self.dir.tidy()
         seconds = time.monotonic() - started
         self.say(
             f"staged {cfg.label} at {cfg.path}: {len(files)} files, {human(sum(i.size for i in files.values()))};"
-            f" copied {copied} files, {human(fetched)} in {seconds:.1f} s from peer {peer.name} ({peer.address})"
+            f" {moved} in {seconds:.1f} s from {source}"
         )
-        return None
 
     def _rsync(self, peer: Peer, files: dict[str, FileInfo]) -> tuple[int | None, int | str]:
         """rsync exactly the stamp's files; (files copied, bytes) or (None, why it failed)."""
@@ -852,14 +859,7 @@ class Stager:
         for rel, info in files.items():
             if rel not in wanted and self.dir.known(rel) is None:
                 self.dir.remember(rel, info, hashed=rel in self.hashed_here)
-        self.dir.keep_only(set(files))
-        self.dir.write_stamp(cfg, files)
-        self.dir.tidy()
-        seconds = time.monotonic() - started
-        self.say(
-            f"staged {cfg.label} at {cfg.path}: {len(files)} files, {human(sum(i.size for i in files.values()))};"
-            f" fetched {len(wanted)} files, {human(fetched)} in {seconds:.1f} s from {cfg.endpoint}"
-        )
+        self._finish_stage(files, started, f"fetched {len(wanted)} files, {human(fetched)}", cfg.endpoint)
 
     def _place_bytes(self, rel: str, info: FileInfo, body: bytes) -> None:
         part = self.cfg.path / INCOMPLETE / rel
