@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PDFLEET = str(Path(sys.executable).parent / "pdfleet")
@@ -61,6 +62,19 @@ def pyinfra(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         check=False,
         stdin=subprocess.DEVNULL,
     )
+
+
+def inventory_copy(directory: Path, change) -> Path:
+    """A copy of inventories/sandbox.yaml (same file name, so rendered headers match) with `change(doc)` applied,
+    its relative paths made absolute, and the pyinfra inventory beside it; returns the .py's path."""
+    doc = yaml.safe_load((ROOT / "inventories/sandbox.yaml").read_text())
+    for section, key in (("ssh", "key"), ("ssh", "known_hosts"), ("model", "token_file")):
+        doc[section][key] = str((ROOT / "inventories" / doc[section][key]).resolve())
+    change(doc)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sandbox.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (directory / "sandbox.py").write_text((ROOT / "inventories/sandbox.py").read_text())
+    return directory / "sandbox.py"
 
 
 def deploy(deploy_file: str, *extra: str, inventory: str = INVENTORY) -> dict:

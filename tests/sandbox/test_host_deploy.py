@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.sandbox.conftest import ROOT, deploy, on_host, pdfleet, pyinfra
+from tests.sandbox.conftest import deploy, inventory_copy, on_host, pdfleet, pyinfra
 
 HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]  # the inventory's order: the reboot order
 RESULTS: dict[str, dict] = {}  # figures for the closing note, printed at the end of the module
@@ -29,14 +28,7 @@ def fresh(sandbox):
 
 
 def inventory_with(tmp_path: Path, **nvidia) -> Path:
-    doc = yaml.safe_load((ROOT / "inventories/sandbox.yaml").read_text())
-    for key in ("key", "known_hosts"):
-        doc["ssh"][key] = str((ROOT / "inventories" / doc["ssh"][key]).resolve())
-    doc["host"].setdefault("nvidia", {}).update(nvidia)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    (tmp_path / "sandbox.py").write_text((ROOT / "inventories/sandbox.py").read_text())
-    return tmp_path / "sandbox.py"
+    return inventory_copy(tmp_path, lambda doc: doc["host"].setdefault("nvidia", {}).update(nvidia))
 
 
 def reboot_windows() -> list[tuple[str, int, int]]:

@@ -6,23 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import yaml
-
-from tests.sandbox.conftest import ROOT, deploy, on_host, pyinfra
+from tests.sandbox.conftest import deploy, inventory_copy, on_host, pyinfra
 
 HOST = "decode-1"
 SET = ["nvidia-driver-580-server-open", "nvidia-utils-580-server", "nvidia-fabricmanager-580", "libnvidia-nscq-580"]
 
 
 def inventory_with_driver(tmp_path: Path, version: str) -> Path:
-    doc = yaml.safe_load((ROOT / "inventories/sandbox.yaml").read_text())
-    for key in ("key", "known_hosts"):
-        doc["ssh"][key] = str((ROOT / "inventories" / doc["ssh"][key]).resolve())
-    doc["host"] = {"nvidia": {"driver_version": version}}
-    tmp_path.mkdir(parents=True)
-    (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    (tmp_path / "sandbox.py").write_text((ROOT / "inventories/sandbox.py").read_text())
-    return tmp_path / "sandbox.py"
+    return inventory_copy(tmp_path, lambda doc: doc.update(host={"nvidia": {"driver_version": version}}))
 
 
 def converge(inventory: Path) -> dict:

@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pdfleet.sandbox.hub import checkpoint
 from roles.prefetch import batch_script, cache_file, parse_batch
-from tests.sandbox.conftest import ROOT, on_host, pdfleet, pyinfra
+from tests.sandbox.conftest import ROOT, inventory_copy, on_host, pdfleet, pyinfra
 
 HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]
 SEED = "10.77.0.11"
@@ -45,15 +44,7 @@ def cluster(sandbox):
 
 
 def inventory_with(tmp_path: Path, change) -> str:
-    """A copy of sandbox.yaml (same name, so rendered headers match) with `change(doc)` applied."""
-    doc = yaml.safe_load((ROOT / "inventories/sandbox.yaml").read_text())
-    for section, key in (("ssh", "key"), ("ssh", "known_hosts"), ("model", "token_file")):
-        doc[section][key] = str((ROOT / "inventories" / doc[section][key]).resolve())
-    change(doc)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "sandbox.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    (tmp_path / "sandbox.py").write_text((ROOT / "inventories/sandbox.py").read_text())
-    return str(tmp_path / "sandbox.py")
+    return str(inventory_copy(tmp_path, change))
 
 
 def run_pd(*extra: str, inventory: str = "inventories/sandbox.py"):
