@@ -11,7 +11,6 @@ whose stamp matches the pinned revision and whose files have their stamped sizes
 from __future__ import annotations
 
 import hashlib
-import json
 import shlex
 from io import StringIO
 from pathlib import Path
@@ -21,6 +20,7 @@ from pyinfra.api import DeployError, FactBase, FileUploadCommand, StringCommand,
 from pyinfra.facts.files import Sha1File
 from pyinfra.operations import files, systemd
 
+from pdfleet.hostfacts import parse_weights_stamp
 from pdfleet.hubtoken import TokenError, read_hub_token
 from pdfleet.weightsplan import (
     SHARE_CONFIG,
@@ -56,16 +56,14 @@ class StagedWeightsFact(FactBase):
 
     def process(self, output: list[str]) -> StagedWeights:
         mark = output.index(_SIZES_MARK) if _SIZES_MARK in output else len(output)
-        try:
-            stamp = json.loads("\n".join(output[:mark]).strip() or "null")
-        except ValueError:
-            stamp = None  # a stamp being written or damaged: not verified
+        # A stamp being written or damaged reads as none: not verified.
+        stamp = parse_weights_stamp("\n".join(output[:mark]))
         sizes = {}
         for line in output[mark + 1 :]:
             size, _, name = line.partition(" ")
             if name and size.isdigit():
                 sizes[name] = int(size)
-        return StagedWeights(stamp if isinstance(stamp, dict) else None, sizes)
+        return StagedWeights(stamp, sizes)
 
 
 @operation()
