@@ -7,9 +7,8 @@ NVSHMEM, NCCL and Mooncake at full speed. May reboot: hosts marked by a role reb
 """
 
 from roles import prefetch, speedups
-from roles.layers import HOST_LAYER
+from roles.layers import HOST_LAYER, apply
 
 speedups.install()  # pyinfra's operation order without reading source lines (roles/speedups.py)
 prefetch.install("host")  # facts of a converged host in one round trip (roles/prefetch.py)
-for role in HOST_LAYER:  # base, nvidia, deepep, rdma, tuning, reboot
-    role()
+apply(HOST_LAYER)  # base, nvidia, deepep, rdma, tuning, reboot

@@ -6,10 +6,9 @@ pyinfra inventories/prod.py deploys/pd.py --dry --diff
 
 from roles import prefetch, speedups
 from roles.health import health_gate
-from roles.layers import HOST_LAYER, SERVING_LAYER
+from roles.layers import HOST_LAYER, SERVING_LAYER, apply
 
 speedups.install()  # pyinfra's operation order without reading source lines (roles/speedups.py)
 prefetch.install("pd")  # facts of a converged host in one round trip (roles/prefetch.py)
-for role in (*HOST_LAYER, *SERVING_LAYER):
-    role()
+apply((*HOST_LAYER, *SERVING_LAYER))
 health_gate()

@@ -6,9 +6,8 @@ the router on its node), the DeepGEMM cache compiled once per key and copied. Ne
 """
 
 from roles import prefetch, speedups
-from roles.layers import SERVING_LAYER
+from roles.layers import SERVING_LAYER, apply
 
 speedups.install()  # pyinfra's operation order without reading source lines (roles/speedups.py)
 prefetch.install("serve")  # facts of a converged host in one round trip (roles/prefetch.py)
-for role in SERVING_LAYER:  # runtime, weights, units (DeepGEMM cache and restarts included)
-    role()
+apply(SERVING_LAYER)  # runtime, weights, units (DeepGEMM cache and restarts included)

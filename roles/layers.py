@@ -1,5 +1,9 @@
 """The order the roles run in, once: deploys/host.py, deploys/serve.py, deploys/pd.py and the @fake tests use it."""
 
+from collections.abc import Callable, Iterable
+
+from pyinfra import host
+
 from roles.base import base
 from roles.deepep import deepep_driver_options
 from roles.nvidia import nvidia
@@ -14,3 +18,15 @@ from roles.weights import weights
 HOST_LAYER = (base, nvidia, deepep_driver_options, rdma, tuning, rolling)
 # The runtime and the weights before the units that start them.
 SERVING_LAYER = (runtime, weights, units)
+
+
+def apply(roles: Iterable[Callable[[], None]]) -> None:
+    """Call each role in order, each in its own place of pyinfra's operation order.
+
+    pyinfra orders operations by the line numbers of their callers alone, without file names, so two roles
+    called from one line would give an operation at line N of one module and one at line N of another the same
+    place: one operation, merged across hosts, and a "cycle detected" error. `host.loop` adds the role's
+    position to the order, as pyinfra's docs advise for loops.
+    """
+    for role in host.loop(roles):
+        role()

@@ -5,10 +5,10 @@ What each setting does and why is written in the rendered files (templates/host/
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import server, systemd
+from pyinfra.operations import server
 
-from pdfleet.serving import UNIT_DIR
 from roles import common, reboot
+from roles.unitfiles import service_current
 
 SCRIPT = "/usr/local/sbin/pdfleet-host-tuning"
 UNIT = "pdfleet-host-tuning.service"
@@ -19,15 +19,8 @@ GRUB_FILE = "/etc/default/grub.d/90-pdfleet-iommu.cfg"
 def tuning():
     config = common.cluster().host.tuning
     script = common.put_rendered(SCRIPT, name="boot-time tuning script")
-    unit = common.put_rendered(f"{UNIT_DIR}/{UNIT}", name="boot-time tuning unit")
-    systemd.daemon_reload(name="reload units", _if=unit.did_change)
-    systemd.service(name="applied at every boot and now", service=UNIT, enabled=True, running=True)
-    systemd.service(
-        name="applied again after a change",
-        service=UNIT,
-        restarted=True,
-        _if=lambda: script.did_change() or unit.did_change(),
-    )
+    # A oneshot that stays active: "running" means applied since boot, a restart applies it again.
+    service_current(UNIT, "boot-time tuning", reads=(script,))
     if config.iommu_passthrough:
         grub = common.put_rendered(GRUB_FILE, name="iommu=pt on the kernel command line")
         server.shell(name="update the boot loader", commands=["update-grub"], _if=grub.did_change)

@@ -14,51 +14,18 @@ restart after the copy, the compiling ones before it.
 
 from __future__ import annotations
 
-import hashlib
-from io import StringIO
-
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
-from pyinfra.facts.files import Sha1File
-from pyinfra.operations import files, systemd
+from pyinfra.operations import systemd
 
 from pdfleet.render import instance_inputs, key_file
-from pdfleet.serving import ROUTER_UNIT, UNIT_DIR
+from pdfleet.serving import ROUTER_UNIT
 from roles import common
 from roles.deepgemm import cache_copied
+from roles.unitfiles import changed, rendered_unit, service_current
 
-# Where a unit waits for `systemd-analyze verify` before it is installed (kept: the next run compares with it).
-STAGING_DIR = "/var/lib/pdfleet/units"
 # Per instance: the digest of the inputs its unit was last (re)started with (pdfleet.render.instance_inputs).
 APPLIED_DIR = "/var/lib/pdfleet/applied"
-
-
-@operation()
-def verified_unit(path: str, content: str):
-    """
-    Install a unit file only after `systemd-analyze verify` accepted it.
-
-    + path: the unit's path under /etc/systemd/system
-    + content: the unit's text
-    """
-    if host.get_fact(Sha1File, path=path) == hashlib.sha1(content.encode()).hexdigest():
-        host.noop(f"{path} is current")
-        return
-    staged = f"{STAGING_DIR}/{path.rsplit('/', 1)[-1]}"
-    yield from files.put._inner(src=StringIO(content), dest=staged, mode="0644", create_remote_dir=True)
-    # Verified beside its siblings (the precompile unit a server unit requires is staged first).
-    yield StringCommand("systemd-analyze", "verify", staged)
-    yield StringCommand("install", "-m", "0644", staged, path)
-
-
-def rendered_unit(unit: str, name: str):
-    """The unit `pdfleet.render` made for this host, verified and installed (verified_unit).
-
-    + unit: the unit's name under /etc/systemd/system
-    + name: the operation's name
-    """
-    path = f"{UNIT_DIR}/{unit}"
-    return verified_unit(name=name, path=path, content=common.rendered(path).content)
 
 
 class SystemdUnitState(FactBase):
@@ -69,10 +36,6 @@ class SystemdUnitState(FactBase):
 
     def process(self, output: list[str]) -> str:
         return "".join(output).strip()
-
-
-def _restart_if(*changed):
-    return lambda: any(meta.did_change() for meta in changed)
 
 
 class AppliedInputs(FactBase):
@@ -125,18 +88,14 @@ def units():
     if spec is None and not routes:
         return
 
-    changed = []
     if spec is not None:
         common.put_rendered(spec.env_file, name="serving environment")
         common.put_rendered(key_file(spec.instance), name="DeepGEMM cache key")
-        for what, name in (("precompile", spec.precompile_unit), ("serving", spec.unit)):
-            changed.append(rendered_unit(name, name=f"{what} unit verified and installed"))
-    if routes:
-        router = rendered_unit(ROUTER_UNIT, name=f"{ROUTER_UNIT} verified and installed")
-        changed.append(router)
-    systemd.daemon_reload(name="reload units", _if=_restart_if(*changed))
-
-    if spec is not None:
+        installed = [
+            rendered_unit(name, name=f"{what} unit verified and installed")
+            for what, name in (("precompile", spec.precompile_unit), ("serving", spec.unit))
+        ]
+        systemd.daemon_reload(name="reload units", _if=changed(*installed))
         # Enabled only: starting is the next steps' decision (after the weights, the cache and its copy).
         systemd.service(name="serving unit enabled", service=spec.unit, running=None, enabled=True)
         digest = instance_inputs(common.rendered_files(), serving, spec.instance)
@@ -165,7 +124,4 @@ def units():
             **current,
         )
     if routes:
-        systemd.service(name="router enabled and running", service=ROUTER_UNIT, enabled=True, running=True)
-        systemd.service(
-            name="router restarted after a change", service=ROUTER_UNIT, restarted=True, _if=router.did_change
-        )
+        service_current(ROUTER_UNIT, "router")

@@ -18,7 +18,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import DeployError, FactBase, FileUploadCommand, StringCommand, deploy, operation
 from pyinfra.facts.files import Sha1File
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files
 
 from pdfleet.hostfacts import parse_weights_stamp
 from pdfleet.hubtoken import TokenError, read_hub_token
@@ -34,7 +34,7 @@ from pdfleet.weightsplan import (
     staged_summary,
 )
 from roles import common
-from roles.units import rendered_unit
+from roles.unitfiles import service_current
 
 STAGER_SOURCE = Path(__file__).resolve().parent.parent / "pdfleet" / "onhost" / "weights.py"
 _SIZES_MARK = "--- pdfleet sizes"
@@ -125,15 +125,7 @@ def weights():
     common.put_rendered(STAGER_CONFIG, name="stager configuration")
 
     config = common.put_rendered(SHARE_CONFIG, name="share configuration")
-    unit = rendered_unit(SHARE_UNIT, name=f"{SHARE_UNIT} verified and installed")
-    systemd.daemon_reload(name="reload units for the share", _if=unit.did_change)
-    systemd.service(name="share enabled and running", service=SHARE_UNIT, enabled=True, running=True)
-    systemd.service(
-        name="share restarted after a change",
-        service=SHARE_UNIT,
-        restarted=True,
-        _if=lambda: config.did_change() or unit.did_change(),
-    )
+    service_current(SHARE_UNIT, "share", reads=(config,))
 
     token = None
     if seed:

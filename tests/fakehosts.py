@@ -22,6 +22,7 @@ from pyinfra.context import ctx_config, ctx_host, ctx_state
 
 from pdfleet.cluster import load_cluster
 from pdfleet.inventory import host_data
+from roles.layers import apply
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,16 +71,15 @@ def _prepare(state: State, roles: tuple) -> None:
     try:
         for host in state.inventory.get_active_hosts():
             with ctx_config.use(state.config.copy()), ctx_host.use(host):
-                for one in roles:
-                    one()
+                apply(roles)
     finally:
         pyinfra.is_cli = False
     state.set_stage(StateStage.Execute)
 
 
-def converge(
-    role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "inventories/prod.yaml", dry: bool = False
-) -> dict[str, HostRun]:
+def prepared(role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "inventories/prod.yaml") -> State:
+    """The state after generating the operations of `role` (one role or a tuple, in order) on @fake hosts,
+    before any runs: what pyinfra's CLI holds when it orders operations."""
     cluster = load_cluster(inventory_yaml)
     hosts = []
     for node_name, answers in responses.items():
@@ -94,6 +94,14 @@ def converge(
     with ctx_state.use(state):
         connect_all(state)
         _prepare(state, role if isinstance(role, tuple) else (role,))
+    return state
+
+
+def converge(
+    role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "inventories/prod.yaml", dry: bool = False
+) -> dict[str, HostRun]:
+    state = prepared(role, responses, inventory_yaml)
+    with ctx_state.use(state):
         runs = {}
         for host in state.inventory:
             run = HostRun()

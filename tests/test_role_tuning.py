@@ -16,7 +16,14 @@ def run_for(tmp_path, iommu: bool):
 
 def test_fresh_host_gets_the_boot_unit_and_the_kernel_command_line(tmp_path):
     run = run_for(tmp_path, iommu=True)
-    assert run.changes("boot-time tuning script") and run.changes("boot-time tuning unit")
+    assert run.changes("boot-time tuning script") and run.changes("boot-time tuning unit verified and installed")
+    # Verified where it was staged, and only then installed where systemd reads it.
+    verify = "systemd-analyze verify /var/lib/pdfleet/units/pdfleet-host-tuning.service"
+    install = "install -m 0644 /var/lib/pdfleet/units/pdfleet-host-tuning.service /etc/systemd/system/"
+    assert run.ran(verify) and run.ran(install)
+    assert run.commands.index(next(c for c in run.commands if verify in c)) < run.commands.index(
+        next(c for c in run.commands if install in c)
+    )
     assert run.ran("systemctl enable pdfleet-host-tuning.service")
     assert run.ran("update-grub") and run.ran("kernel command line changed")
 
