@@ -168,6 +168,7 @@ class Cluster:
     ssh: Ssh
     deep_gemm_cache: str
     share_port: int
+    share_silent_timeout: int
     precompile_timeout: int
     start_timeout: int
     host: HostConfig
@@ -327,6 +328,8 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     share_s = top.section("share", "share")
     # Each node's read-only rsync daemon: peers copy weights and DeepGEMM caches inside the cluster.
     share_port = share_s.port("port", 8730)
+    # Seconds a node waits on a peer's share that does not answer (a DeepGEMM copy then compiles its own).
+    share_silent_timeout = share_s.integer("silent_timeout", 60, lo=5)
     share_s.finish()
 
     runtime = _read_runtime(top)
@@ -351,6 +354,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         ssh=ssh,
         deep_gemm_cache=deep_gemm_cache,
         share_port=share_port,
+        share_silent_timeout=share_silent_timeout,
         precompile_timeout=precompile_timeout,
         start_timeout=start_timeout,
         host=host,

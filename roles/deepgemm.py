@@ -5,7 +5,8 @@ architecture) is what a cache is good for. The first instance holding a key comp
 `compile_deep_gemm` when the server (re)starts and the cache's stamp differs from the key, on all ranks of a
 multi-node instance together. Nodes of later instances with the same key do not compile: this role waits until
 the compiling node's cache carries their key, copies it through that node's share and stamps it, so their own
-precompile unit finds it current. A rebooted or replaced node gets its cache the same way before it serves.
+precompile unit finds it current. A rebooted or replaced node gets its cache the same way before it serves; when
+the compiling node is itself down, a single-node instance compiles its own instead of waiting (copy_script).
 """
 
 from __future__ import annotations
@@ -13,25 +14,64 @@ from __future__ import annotations
 import hashlib
 import shlex
 
-from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra import host, logger
+from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.facts.files import Sha1File
 
 from pdfleet.weightsplan import CACHE_MODULE, CACHE_STAMP
 
 # How often a copying node asks the compiling node whether its cache is ready.
 POLL_SECONDS = 2
+# rsync's exit codes for "no daemon answered": socket I/O error (refused, unreachable), connection timeout.
+_SILENT_CODES = "10|35"
+# rsync's exit codes for "the daemon answered, the file is not there yet": partial transfer, vanished file.
+_NOT_YET_CODES = "23|24"
 
 
-def copy_script(cache: str, key_path: str, source: str, address: str, port: int, timeout: int) -> str:
-    """Wait for the source's cache to carry this key, copy it, then stamp ours (a copy cut short has no stamp)."""
+def copy_script(
+    cache: str,
+    key_path: str,
+    source: str,
+    address: str,
+    port: int,
+    timeout: int,
+    compile_alone: bool,
+    silent_seconds: int,
+    scratch: str = "/run/pdfleet",
+) -> str:
+    """Wait for the source's cache to carry this key, copy it, then stamp ours (a copy cut short has no stamp).
+
+    A source that answers but is still compiling is waited for, up to `timeout`. A source whose share stays
+    silent for `silent_seconds` (a dead or unreachable node, as when this node replaces a peer at night)
+    is not: a single-node instance (`compile_alone`) leaves its cache unstamped and exits 0, so its own
+    precompile unit compiles; a multi-node instance fails at once, since its ranks must compile together.
+    Anything else the share says (access refused, no such module) fails with rsync's message. `scratch` holds
+    the source's stamp as last seen and rsync's last error.
+    """
     url = f"rsync://{address}:{port}/{CACHE_MODULE}/"
     q = shlex.quote
-    seen = f"/run/pdfleet/deep-gemm-{source}.key"
+    seen = f"{scratch}/deep-gemm-{source}.key"
+    error = f"{scratch}/deep-gemm-copy.err"
+    where = f"the DeepGEMM cache's source {source} ({address}:{port})"
+    silent_for = f"{where} did not answer for {silent_seconds} s"
+    if compile_alone:
+        message = q(f"pdfleet: {silent_for}; this node compiles its own cache when its server starts")
+        silent = f"echo {message} >&2; logger -t pdfleet {message}; exit 0"
+    else:
+        message = q(f"pdfleet: {silent_for}; this instance's nodes compile together, so bring {source} back first")
+        silent = f"echo {message} >&2; exit 1"
     return (
-        f"mkdir -p /run/pdfleet {q(cache)} && deadline=$(( $(date +%s) + {timeout} )) && "
-        f"until rsync -q {q(url + CACHE_STAMP)} {q(seen)} 2>/dev/null && cmp -s {q(seen)} {q(key_path)}; do "
-        f'if [ "$(date +%s)" -ge "$deadline" ]; then '
+        f"mkdir -p {q(scratch)} {q(cache)} && now=$(date +%s) && deadline=$((now + {timeout})) && heard=$now && "
+        f"while :; do "
+        f"rsync -q --contimeout=5 --timeout=30 {q(url + CACHE_STAMP)} {q(seen)} 2>{q(error)}; "
+        f"code=$?; now=$(date +%s); "
+        f"case $code in "
+        f"0) cmp -s {q(seen)} {q(key_path)} && break; heard=$now ;; "
+        f"{_NOT_YET_CODES}) heard=$now ;; "
+        f"{_SILENT_CODES}) [ $((now - heard)) -ge {silent_seconds} ] && {{ {silent}; }} ;; "
+        f"*) echo {q(f'pdfleet: {where} refused the copy:')} >&2; cat {q(error)} >&2; exit 1 ;; "
+        f"esac; "
+        f'if [ "$now" -ge "$deadline" ]; then '
         f"echo {q(f'pdfleet: the DeepGEMM cache on {source} was not built for this key within {timeout} s')} >&2; "
         f"exit 1; fi; sleep {POLL_SECONDS}; done && "
         f"rm -f {q(f'{cache}/{CACHE_STAMP}')} && "
@@ -41,7 +81,17 @@ def copy_script(cache: str, key_path: str, source: str, address: str, port: int,
 
 
 @operation()
-def cache_copied(cache: str, key_path: str, key_text: str, source: str | None, address: str, port: int, timeout: int):
+def cache_copied(
+    cache: str,
+    key_path: str,
+    key_text: str,
+    source: str | None,
+    address: str,
+    port: int,
+    timeout: int,
+    compile_alone: bool,
+    silent_seconds: int,
+):
     """
     This node's DeepGEMM cache copied from the node that compiled it for the same key.
 
@@ -50,6 +100,9 @@ def cache_copied(cache: str, key_path: str, key_text: str, source: str | None, a
     + source: the compiling node, or None when this node compiles its own
     + address / port: the source's share
     + timeout: seconds to wait for the source to finish compiling
+    + compile_alone: whether this node's instance has one node, so it may compile its own cache when the
+      source's share stays silent (copy_script)
+    + silent_seconds: how long the source's share may stay silent (`share.silent_timeout`)
     """
     if source is None:
         host.noop("DeepGEMM: this node compiles its own cache (first instance of its key)")
@@ -57,4 +110,17 @@ def cache_copied(cache: str, key_path: str, key_text: str, source: str | None, a
     if host.get_fact(Sha1File, path=f"{cache}/{CACHE_STAMP}") == hashlib.sha1(key_text.encode()).hexdigest():
         host.noop(f"DeepGEMM cache built for this key (copied from {source})")
         return
-    yield StringCommand(copy_script(cache, key_path, source, address, port, timeout))
+    script = copy_script(cache, key_path, source, address, port, timeout, compile_alone, silent_seconds)
+    yield FunctionCommand(_copy_and_report, (script,), {})
+
+
+def _copy_and_report(state, host, script: str) -> bool:
+    """Run the copy. What it says is shown (a warning when it compiles instead of copying, since the node then
+    takes longer to serve; an error when it fails) and kept out of pyinfra's own output otherwise."""
+    ok, output = host.run_shell_command(StringCommand(script), print_output=False)
+    for line in output.stderr_lines:
+        if ok and line.startswith("pdfleet: "):
+            logger.warning(f"{host.print_prefix}DeepGEMM | {line.removeprefix('pdfleet: ')}")
+        elif not ok:
+            logger.error(f"{host.print_prefix}DeepGEMM | {line.removeprefix('pdfleet: ')}")
+    return ok

@@ -116,6 +116,8 @@ def units():
             address=source_node.address if source_node else "",
             port=cluster.share_port,
             timeout=cluster.precompile_timeout,
+            compile_alone=len(serving.ranks(spec.instance)) == 1,
+            silent_seconds=cluster.share_silent_timeout,
         )
         running_current(
             name="running its current inputs (copied cache)",

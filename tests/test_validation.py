@@ -318,3 +318,11 @@ def test_host_layer_defaults():
         False,
         1,
     )
+
+
+def test_share_silent_timeout_has_a_floor(tmp_path):
+    doc = prod()
+    doc["share"] = {"silent_timeout": 2}
+    [problem] = problems_of(tmp_path, doc)
+    assert problem.endswith("share: field 'silent_timeout': found 2, expected an integer of at least 5")
+    assert load_cluster(ROOT / "inventories/prod.yaml").share_silent_timeout == 60

@@ -10,16 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from pdfleet.sandbox.hub import Hub, checkpoint, start_in_thread
+from tests.rsyncd import free_port
+from tests.rsyncd import rsync_daemon as rsync_daemon_serving
 
 STAGER = Path(__file__).resolve().parents[1] / "pdfleet" / "onhost" / "weights.py"
 REPO = "deepseek-ai/DeepSeek-V3.2"
@@ -260,44 +259,12 @@ def test_revision_change_fetches_what_changed_and_removes_stale_files(hub, tmp_p
     assert sorted(tree(path)) == sorted([*new, ".pdfleet/verified.json", ".pdfleet/files.json"])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def rsync_daemon(tmp_path):
     """A real rsync daemon on 127.0.0.1 serving tmp_path/seed as module `weights`, read only."""
-    if not shutil.which("rsync"):
-        pytest.skip("rsync is not installed")
     seed = tmp_path / "seed"
-    port = free_port()
-    conf = tmp_path / "rsyncd.conf"
-    identity = "uid = root\ngid = root\n" if os.geteuid() == 0 else ""
-    conf.write_text(
-        f"use chroot = no\n{identity}pid file = {tmp_path / 'rsyncd.pid'}\n"
-        f"[weights]\npath = {seed}\nread only = yes\nlist = no\n"
-    )
-    process = subprocess.Popen(
-        ["rsync", "--daemon", "--no-detach", f"--config={conf}", f"--port={port}", "--address=127.0.0.1",
-         f"--log-file={tmp_path / 'rsyncd.log'}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail(f"rsync --daemon did not start: {(tmp_path / 'rsyncd.log').read_text()}")
-            time.sleep(0.05)
-    yield seed, port
-    process.terminate()
-    process.wait(timeout=10)
+    with rsync_daemon_serving(tmp_path, {"weights": seed}) as port:
+        yield seed, port
 
 
 def test_copy_from_a_peer_without_the_hub(hub, tmp_path, rsync_daemon):

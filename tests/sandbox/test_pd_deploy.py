@@ -9,6 +9,7 @@
   those nodes only; applying it restarts exactly those units.
 - The model revision changed: staged again (once over the WAN), compiled again once per key, the cache copied.
 - A killed server brought back by systemd; a failing instance named by the gate with its journal.
+- A rebuilt node whose DeepGEMM source is down compiles its own cache after `share.silent_timeout`.
 """
 
 from __future__ import annotations
@@ -238,3 +239,40 @@ def test_a_failing_instance_is_named_by_the_gate_with_its_journal(cluster, tmp_p
     assert "--model-path /models/elsewhere does not exist" in result.stderr  # from its journal
     restored = run_pd()
     assert restored.returncode == 0, restored.stderr[-3000:]
+
+
+def test_a_node_whose_compiling_peer_is_down_compiles_its_own_cache(cluster, tmp_path):
+    """prefill-1 rebuilt (no cache, never started) while prefill-0, whose cache it copies, is down: its share is
+    stopped, so it refuses connections. The copy gives up after share.silent_timeout and prefill-1 compiles."""
+    inventory = inventory_with(tmp_path, lambda doc: doc.setdefault("share", {}).update(silent_timeout=5))
+    on_host("prefill-0", "systemctl stop pdfleet-share.service")
+    try:
+        on_host("prefill-1", f"systemctl stop sglang-prefill-1.service && rm -rf {CACHE}/* /var/lib/pdfleet/applied/*")
+        compiled_before = compile_runs()
+        started = time.monotonic()
+        result = run_pd("--limit", "prefill-1", inventory=inventory)
+        RESULTS["copy source down: seconds"] = round(time.monotonic() - started, 1)
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert (
+            "DeepGEMM | the DeepGEMM cache's source prefill-0 (10.77.0.11:8730) did not answer for 5 s; "
+            "this node compiles its own cache when its server starts" in result.stderr
+        )
+        key = on_host("prefill-1", "cat /etc/pdfleet/prefill-1.deepgemm-key").stdout
+        deadline = time.monotonic() + 120
+        while on_host("prefill-1", f"cat {CACHE}/pdfleet.key", check=False).stdout != key:
+            assert time.monotonic() < deadline, "prefill-1 did not compile its own cache"
+            time.sleep(2)
+        runs = compile_runs()
+        assert {host: runs[host] - compiled_before[host] for host in HOSTS} == {
+            "prefill-0": 0,
+            "prefill-1": 1,
+            "decode-0": 0,
+            "decode-1": 0,
+        }
+        assert "this node compiles its own cache" in on_host("prefill-1", "journalctl -t pdfleet -n 20").stdout
+    finally:
+        on_host("prefill-0", "systemctl start pdfleet-share.service")
+    # With prefill-0 back, a plain run finds the cluster converged and healthy (prefill-1's own cache is current).
+    restored = run_pd()
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    assert json.loads(restored.stdout)["results"]["totals"]["error"] == 0
