@@ -169,6 +169,7 @@ class Cluster:
     deep_gemm_cache: str
     share_port: int
     share_silent_timeout: int
+    share_copies_per_source: int
     precompile_timeout: int
     start_timeout: int
     host: HostConfig
@@ -330,6 +331,8 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     share_port = share_s.port("port", 8730)
     # Seconds a node waits on a peer's share that does not answer (a DeepGEMM copy then compiles its own).
     share_silent_timeout = share_s.integer("silent_timeout", 60, lo=5)
+    # Copies of the weights one node serves at once; nodes copy in waves fanning out from the seed.
+    share_copies_per_source = share_s.integer("copies_per_source", 3, lo=1)
     share_s.finish()
 
     runtime = _read_runtime(top)
@@ -355,6 +358,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         deep_gemm_cache=deep_gemm_cache,
         share_port=share_port,
         share_silent_timeout=share_silent_timeout,
+        share_copies_per_source=share_copies_per_source,
         precompile_timeout=precompile_timeout,
         start_timeout=start_timeout,
         host=host,

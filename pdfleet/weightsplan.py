@@ -2,7 +2,8 @@
 peers copy from, and the stamp a staged model directory carries.
 
 The WAN is crossed once per cluster: the seed node (`model.seed`, default the first node) downloads from the hub
-or a mirror; every other node copies from a peer inside the cluster, the seed first. The seed itself tries its
+or a mirror; every other node copies from a peer inside the cluster, in waves that fan out from the seed
+(`copy_waves`). The seed itself tries its
 peers before the hub, so a replaced seed does not download again what the cluster already holds. Peers serve
 their model directory and DeepGEMM cache read-only through an rsync daemon (`share.port`) that answers only the
 cluster's own addresses.
@@ -26,10 +27,38 @@ STAMP = ".pdfleet/verified.json"  # written by the stager after verification, re
 CACHE_STAMP = "pdfleet.key"  # in the DeepGEMM cache: the key it was built for
 
 
+def copy_waves(cluster: Cluster) -> list[dict[str, str]]:
+    """Every node but the seed, in waves, each with the peer it copies from: {node: source} per wave.
+
+    A node that holds the weights (the seed, then every node of an earlier wave) serves at most
+    `share.copies_per_source` copies in a wave, so no node's link carries the whole cluster: 4 nodes take one
+    wave (3 copies from the seed, by default), 32 nodes three (3, 12, 16). Nodes in the inventory's order,
+    sources in the order they got the weights.
+    """
+    per_source = cluster.share_copies_per_source
+    holders = [cluster.model.seed]
+    waiting = [node.name for node in cluster.nodes if node.name != cluster.model.seed]
+    waves = []
+    while waiting:
+        wave = {}
+        for index, node in enumerate(waiting[: len(holders) * per_source]):
+            wave[node] = holders[index // per_source]
+        waiting = waiting[len(wave) :]
+        holders.extend(wave)
+        waves.append(wave)
+    return waves
+
+
+def copy_source(cluster: Cluster, node: str) -> str | None:
+    """The peer `node` copies from in its wave (None for the seed)."""
+    return next((wave[node] for wave in copy_waves(cluster) if node in wave), None)
+
+
 def peers(cluster: Cluster, node: str) -> list[dict]:
-    """The nodes this node may copy from, in the order it tries them: the seed first, then the inventory's order."""
-    seed = cluster.model.seed
-    ordered = sorted(cluster.nodes, key=lambda n: n.name != seed)
+    """The nodes this node may copy from, in the order it tries them: its wave's source, then the seed, then the
+    inventory's order (a source that fails or lacks the weights is skipped by the stager)."""
+    first = [copy_source(cluster, node), cluster.model.seed]
+    ordered = sorted(cluster.nodes, key=lambda n: first.index(n.name) if n.name in first else len(first))
     return [{"name": n.name, "address": n.address, "port": cluster.share_port} for n in ordered if n.name != node]
 
 

@@ -1,7 +1,8 @@
 """The model weights, staged to `model.path` on every node and verified; the share peers copy them from.
 
 The seed (`model.seed`) downloads from the hub or a mirror (`model.endpoint`), with the token when one is given;
-every other node copies from a peer inside the cluster, all of them at once, after the seed is done. The work is
+every other node copies from a peer inside the cluster after the seed is done, in waves that fan out from the seed
+(`pdfleet.weightsplan.copy_waves`: each holder serves `share.copies_per_source` copies per wave). The work is
 done on the node by pdfleet-weights.py (`pdfleet/onhost/weights.py`): it tries peers before the hub, resumes
 partial downloads and copies, checks free disk space before starting, verifies every file against the hub's
 manifest (sizes; sha256 when `model.verify: checksums`) and only then writes the stamp this role reads. A node
@@ -30,6 +31,7 @@ from pdfleet.weightsplan import (
     STAMP,
     TOKEN_FILE,
     StagedWeights,
+    copy_waves,
     staged_problem,
     staged_summary,
 )
@@ -99,7 +101,7 @@ def staged(path: str, repo: str, revision: str, here: bool, source: str):
 
     + path: the model directory
     + repo / revision: what must be there
-    + here: whether this node stages in this step (the seed first, then every other node at once)
+    + here: whether this node stages in this step (the seed first, then the others in waves)
     + source: where this step takes the weights from, for messages
     """
     if not here:
@@ -137,4 +139,12 @@ def weights():
 
     wanted = dict(path=model.path, repo=model.repo, revision=model.revision)
     staged(name="staged on the seed (peers, else the hub)", here=seed, source="the seed stages first", **wanted)
-    staged(name="copied from peers", here=not seed, source="the seed stages, the others copy after it", **wanted)
+    waves = copy_waves(cluster)
+    for number, wave in enumerate(host.loop(waves), start=1):
+        source = wave.get(node)
+        staged(
+            name=f"copied from peers (wave {number} of {len(waves)})",
+            here=source is not None,
+            source=f"from {source}" if source else f"wave {number} copies to {', '.join(wave)}",
+            **wanted,
+        )

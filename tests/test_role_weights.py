@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from pyinfra.api import DeployError
@@ -13,7 +15,7 @@ from pdfleet.cluster import load_cluster
 from pdfleet.render import instance_inputs, render
 from pdfleet.serving import plan
 from pdfleet.synthetic import inventory_document, write_inventory
-from pdfleet.weightsplan import StagedWeights, staged_problem, stager_config
+from pdfleet.weightsplan import StagedWeights, copy_waves, staged_problem, stager_config
 from roles.units import units
 from roles.weights import weights
 from tests.fakehosts import ROOT, converge
@@ -37,11 +39,11 @@ def test_fresh_cluster_the_seed_stages_first_with_the_token_and_the_others_copy_
     runs = converge(weights, {node: {} for node in NODES}, inventory_yaml=PROD, dry=True)
     seed = runs["prefill-0"]
     assert seed.changes("staged on the seed (peers, else the hub)") is True
-    assert seed.changes("copied from peers") is False
+    assert seed.changes("copied from peers (wave 1 of 1)") is False
     assert seed.changes("hub token (seed only)") is True
     for node in NODES[1:]:
         assert runs[node].changes("staged on the seed (peers, else the hub)") is False
-        assert runs[node].changes("copied from peers") is True
+        assert runs[node].changes("copied from peers (wave 1 of 1)") is True
         assert runs[node].changes("hub token (seed only)") is False
     applied = converge(weights, {node: {} for node in NODES}, inventory_yaml=PROD)
     assert all(applied[node].ran(STAGE) for node in NODES)
@@ -58,7 +60,7 @@ def test_a_verified_copy_is_never_fetched_again(monkeypatch):
     for node in NODES:
         assert not runs[node].ran(STAGE)
         assert runs[node].changed["Weights | staged on the seed (peers, else the hub)"] is False
-        assert runs[node].changed["Weights | copied from peers"] is False
+        assert runs[node].changed["Weights | copied from peers (wave 1 of 1)"] is False
 
 
 def test_another_revision_or_a_short_file_stages_again(monkeypatch):
@@ -106,6 +108,11 @@ def test_staged_problem_names_what_is_wrong():
     )
 
 
+def load_cluster_from(doc: dict):
+    with tempfile.TemporaryDirectory() as directory:
+        return load_cluster(write_inventory(Path(directory), doc).with_suffix(".yaml"))
+
+
 def test_only_the_seed_may_use_the_wan_and_everyone_tries_the_seed_first():
     cluster = load_cluster(PROD)
     seed = stager_config(cluster, "prefill-0")
@@ -114,6 +121,57 @@ def test_only_the_seed_may_use_the_wan_and_everyone_tries_the_seed_first():
     other = stager_config(cluster, "decode-1")
     assert other["endpoint"] is None and other["token_file"] is None
     assert [p["name"] for p in other["peers"]] == ["prefill-0", "prefill-1", "decode-0"]
+
+
+def test_copies_fan_out_from_the_seed_in_waves_no_source_serving_more_than_its_share():
+    # The reference cluster: one wave, every copy from the seed (3 per source by default).
+    assert copy_waves(load_cluster(PROD)) == [
+        {"prefill-1": "prefill-0", "decode-0": "prefill-0", "decode-1": "prefill-0"}
+    ]
+    for size, per_source, wave_sizes in ((32, 3, [3, 12, 16]), (32, 1, [1, 2, 4, 8, 16]), (4, 1, [1, 2]), (2, 3, [1])):
+        doc = inventory_document(prefill=[1] * (size - 1), decode=[1])
+        doc["share"] = {"copies_per_source": per_source}
+        cluster = load_cluster_from(doc)
+        waves = copy_waves(cluster)
+        assert [len(wave) for wave in waves] == wave_sizes
+        holders = {cluster.model.seed}
+        for wave in waves:
+            assert set(wave.values()) <= holders, "a source copies before it holds the weights"
+            assert max(list(wave.values()).count(source) for source in set(wave.values())) <= per_source
+            assert not set(wave) & holders
+            holders |= set(wave)
+        assert holders == {node.name for node in cluster.nodes}
+    # Each node tries its wave's source first, then the seed.
+    doc = inventory_document(prefill=[1, 1], decode=[1, 1])
+    doc["share"] = {"copies_per_source": 1}
+    cluster = load_cluster_from(doc)
+    assert copy_waves(cluster) == [{"prefill-1": "prefill-0"}, {"decode-0": "prefill-0", "decode-1": "prefill-1"}]
+    assert [p["name"] for p in stager_config(cluster, "decode-1")["peers"]] == ["prefill-1", "prefill-0", "decode-0"]
+
+
+def test_each_wave_copies_only_its_nodes_and_a_later_wave_waits_for_the_earlier(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    doc = inventory_document(prefill=[1, 1], decode=[1, 1])
+    doc["share"] = {"copies_per_source": 1}
+    inventory = write_inventory(tmp_path, doc).with_suffix(".yaml")
+    nodes = [node["name"] for node in doc["nodes"]]
+    runs = converge(weights, {node: {} for node in nodes}, inventory_yaml=inventory, dry=True)
+    plan = {
+        node: sorted(name for name, change in runs[node].will_change.items() if change and "copied from peers" in name)
+        for node in nodes
+    }
+    assert plan == {
+        "prefill-0": [],
+        "prefill-1": ["Weights | copied from peers (wave 1 of 2)"],
+        "decode-0": ["Weights | copied from peers (wave 2 of 2)"],
+        "decode-1": ["Weights | copied from peers (wave 2 of 2)"],
+    }
+    order = list(runs["decode-1"].will_change)
+    assert (
+        order.index("Weights | staged on the seed (peers, else the hub)")
+        < order.index("Weights | copied from peers (wave 1 of 2)")
+        < order.index("Weights | copied from peers (wave 2 of 2)")
+    )
 
 
 def test_deep_gemm_compiles_once_per_key_and_later_instances_copy_rank_by_rank(tmp_path):

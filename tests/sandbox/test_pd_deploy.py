@@ -7,7 +7,8 @@
 - A second run and a --dry run: nothing to change.
 - One environment value changed: --dry --diff shows that env file and the restart of the units reading it, on
   those nodes only; applying it restarts exactly those units.
-- The model revision changed: staged again (once over the WAN), compiled again once per key, the cache copied.
+- The model revision changed: staged again (once over the WAN), copied in waves from the seed (one copy per
+  source: decode-1 copies from prefill-1), compiled again once per key, the cache copied.
 - A killed server brought back by systemd; a failing instance named by the gate with its journal.
 - A rebuilt node whose DeepGEMM source is down compiles its own cache after `share.silent_timeout`.
 """
@@ -183,8 +184,22 @@ def test_one_env_value_changes_that_file_and_restarts_only_the_units_reading_it(
     assert json.loads(again.stdout)["results"]["totals"]["success"] == 0
 
 
+def share_clients(host: str, since: int) -> set[str]:
+    """The addresses that copied `host`'s weights since `since`: rsyncd's own log lines in the journal, for the
+    whole module ("rsync on weights/ from ... (ADDRESS)"; reading a stamp names the stamp's file instead)."""
+    log = on_host(host, f"journalctl -u pdfleet-share.service --since @{since} -o cat --no-pager").stdout
+    copies = [line for line in log.splitlines() if line.startswith("rsync on weights/ from ")]
+    return {line.rsplit("(", 1)[1].rstrip(")") for line in copies}
+
+
 def test_a_new_revision_is_staged_once_and_compiled_once_per_key(cluster, tmp_path):
-    inventory = inventory_with(tmp_path, lambda doc: doc["model"].update(revision=NEW_REVISION))
+    def new_revision_one_copy_per_source(doc):
+        doc["model"]["revision"] = NEW_REVISION
+        # Waves: prefill-1 from the seed, then decode-0 from the seed and decode-1 from prefill-1.
+        doc.setdefault("share", {})["copies_per_source"] = 1
+
+    inventory = inventory_with(tmp_path, new_revision_one_copy_per_source)
+    since = int(on_host("prefill-0", "date +%s").stdout)
     hub_before = len(hub_requests())
     compiled_before = compile_runs()
     started = time.monotonic()
@@ -200,6 +215,11 @@ def test_a_new_revision_is_staged_once_and_compiled_once_per_key(cluster, tmp_pa
     old, new = (checkpoint("deepseek-ai/DeepSeek-V3.2", rev) for rev in (REVISION, NEW_REVISION))
     assert fetched == sorted(name for name in new if old.get(name) != new[name])
     assert sorted(stamp["files"]) == sorted(new)
+    # Each copy came from its wave's source: no node's share served more than one copy.
+    clients = {host: share_clients(host, since) for host in HOSTS}
+    RESULTS["revision change: weights copies served per node"] = {host: sorted(c) for host, c in clients.items()}
+    assert clients == {"prefill-0": {"10.77.0.12", "10.77.0.13"}, "prefill-1": {"10.77.0.14"}, "decode-0": set(),
+                       "decode-1": set()}  # fmt: skip
     runs = compile_runs()
     new_runs = {host: runs[host] - compiled_before[host] for host in HOSTS}
     RESULTS["revision change: hub files fetched"] = len(fetched)
