@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from io import StringIO
 
@@ -48,3 +49,8 @@ def put_rendered(path: str, name: str, **kwargs):
     """Upload a rendered file (mode included); changes only when the text or mode differ."""
     wanted = rendered(path)
     return files.put(name=name, src=StringIO(wanted.content), dest=path, mode=wanted.mode, **kwargs)
+
+
+def changed(*metas) -> Callable[[], bool]:
+    """An `_if` that holds when any of these operations changed its host."""
+    return lambda: any(meta.did_change() for meta in metas)

@@ -91,5 +91,5 @@ def vendor_repository(label: str, key_url: str, key_path: str, sources_path: str
     server.shell(
         name="refresh package lists",
         commands=["apt-get update -q"],
-        _if=lambda: key.did_change() or sources.did_change(),
+        _if=common.changed(key, sources),
     )

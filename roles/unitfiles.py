@@ -51,11 +51,6 @@ def rendered_unit(unit: str, name: str) -> OperationMeta:
     return verified_unit(name=name, path=path, content=common.rendered(path).content)
 
 
-def changed(*metas: OperationMeta):
-    """An `_if` that holds when any of these operations changed its host."""
-    return lambda: any(meta.did_change() for meta in metas)
-
-
 def service_current(unit: str, what: str, reads: tuple[OperationMeta, ...] = ()) -> OperationMeta:
     """A service of pdfleet's own, from its rendered unit: verified and installed, units reloaded after a change,
     enabled and running, restarted when the unit or a file it reads changed.
@@ -68,6 +63,6 @@ def service_current(unit: str, what: str, reads: tuple[OperationMeta, ...] = ())
     systemd.daemon_reload(name=f"reload units for the {what}", _if=installed.did_change)
     systemd.service(name=f"{what} enabled and running", service=unit, enabled=True, running=True)
     systemd.service(
-        name=f"{what} restarted after a change", service=unit, restarted=True, _if=changed(installed, *reads)
+        name=f"{what} restarted after a change", service=unit, restarted=True, _if=common.changed(installed, *reads)
     )
     return installed

@@ -22,7 +22,7 @@ from pdfleet.render import instance_inputs, key_file
 from pdfleet.serving import ROUTER_UNIT
 from roles import common
 from roles.deepgemm import cache_copied
-from roles.unitfiles import changed, rendered_unit, service_current
+from roles.unitfiles import rendered_unit, service_current
 
 # Per instance: the digest of the inputs its unit was last (re)started with (pdfleet.render.instance_inputs).
 APPLIED_DIR = "/var/lib/pdfleet/applied"
@@ -95,7 +95,7 @@ def units():
             rendered_unit(name, name=f"{what} unit verified and installed")
             for what, name in (("precompile", spec.precompile_unit), ("serving", spec.unit))
         ]
-        systemd.daemon_reload(name="reload units", _if=changed(*installed))
+        systemd.daemon_reload(name="reload units", _if=common.changed(*installed))
         # Enabled only: starting is the next steps' decision (after the weights, the cache and its copy).
         systemd.service(name="serving unit enabled", service=spec.unit, running=None, enabled=True)
         digest = instance_inputs(common.rendered_files(), serving, spec.instance)
