@@ -385,6 +385,51 @@ def test_persistence_daemon(built, tmp_path, daemons):
     assert b"version " + DRIVER.encode() in run(root, "/usr/bin/nvidia-persistenced", "--version").stdout
 
 
+# What a service manager sees when a Type=forking starter exits (a subreaper, as systemd is for its services):
+# the processes left as its children. Prints them and the pid file's content as JSON, then ends the daemon.
+_SUBREAPER_PROBE = r"""
+import ctypes, json, os, signal, subprocess, sys
+PR_SET_CHILD_SUBREAPER = 36
+assert ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+status = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+left = []
+for entry in os.listdir("/proc"):
+    if entry.isdigit():
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            left.append(int(entry))
+daemon = int(open(sys.argv[1]).read())
+print(json.dumps({"status": status, "left": sorted(left), "daemon": daemon}))
+os.kill(daemon, signal.SIGKILL)
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+"""
+
+
+def test_a_forking_daemon_is_the_only_process_left_when_its_starter_exits(built, tmp_path, daemons):
+    """systemd guesses a Type=forking service's main PID from what is left when the starter exits (Ubuntu's
+    nvidia-persistenced.service has no PIDFile=): an intermediate child still running then is taken for the
+    daemon, and its exit stops the service. The stand-in reaps it first; here it takes its time exiting."""
+    root = extract(built, tmp_path, ("nvidia-utils-580-server", UBUNTU), ("nvidia-compute-utils-580-server", UBUNTU))
+    pidfile = root / "var/run/nvidia-persistenced/nvidia-persistenced.pid"
+    daemons.append(pidfile)
+    env = {"PATH": os.environ["PATH"], "PDFLEET_STANDIN_ROOT": str(root), "LC_ALL": "C.UTF-8",
+           "PDFLEET_STANDIN_INTERMEDIATE_EXIT_DELAY": "0.5"}  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, "-c", _SUBREAPER_PROBE, str(pidfile), str(root / "usr/bin/nvidia-persistenced")],
+        env=env, capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    seen = json.loads(probe.stdout)
+    assert seen["status"] == 0
+    assert seen["left"] == [seen["daemon"]], f"left behind by the starter: {seen}"
+
+
 def expected_discovery() -> str:
     root = ET.fromstring(fixture("nvidia-smi-q.xml").decode().split("\n", 2)[2])
     rule = "+--------+" + "-" * 70 + "+\n"

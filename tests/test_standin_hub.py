@@ -249,6 +249,9 @@ def test_lfs_files_redirect_to_a_signed_cdn_url(hub):
     assert headers["X-Repo-Commit"] == REV
     location = headers["Location"]
     assert urlsplit(location).path == f"/cdn/repos/{sha}"
+    # Another origin than the hub's, as the real hub's CDN: a hub client stops at this 302 and reads its headers.
+    assert urlsplit(location).netloc != "{}:{}".format(*hub.server_address[:2])
+    assert request(hub, "GET", urlsplit(location).path + "?" + urlsplit(location).query)[0] == 404  # not on the hub
 
     status, headers, body = request(hub, "GET", location, auth=False)  # the CDN needs no token
     assert status == 200 and body == content and headers["ETag"] == f'"{sha}"'
@@ -278,8 +281,9 @@ def test_truncate_and_error_knobs(hub):
     _, headers, _ = request(hub, "GET", f"/{REPO}/resolve/{REV}/{shard}")
     location = headers["Location"]
 
-    connection = http.client.HTTPConnection(*hub.server_address[:2], timeout=10)
-    connection.request("GET", location)
+    cdn = urlsplit(location)
+    connection = http.client.HTTPConnection(cdn.hostname, cdn.port, timeout=10)
+    connection.request("GET", f"{cdn.path}?{cdn.query}")
     response = connection.getresponse()
     with pytest.raises(http.client.IncompleteRead) as cut:
         response.read()
@@ -319,7 +323,8 @@ def test_cli_serves_with_a_token_file(tmp_path):
     try:
         line = process.stdout.readline()
         assert line.startswith("standin hub listening on http://127.0.0.1:"), line
-        port = int(line.split()[4].rsplit(":", 1)[1])
+        port = int(line.split()[4].rstrip(",").rsplit(":", 1)[1])
+        assert "its CDN on http://127.0.0.1:" in line
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.request("GET", f"/api/models/{REPO}/revision/{REV}", headers={"Authorization": f"Bearer {TOKEN}"})
         info = json.loads(connection.getresponse().read())
@@ -331,3 +336,50 @@ def test_cli_serves_with_a_token_file(tmp_path):
         process.terminate()
         process.wait(timeout=10)
     assert [json.loads(x)["status"] for x in log.read_text().splitlines()] == [200, 401]
+
+
+# ----- the real Hugging Face client -----
+
+
+@pytest.fixture
+def hf_client(tmp_path, monkeypatch):
+    """huggingface_hub (the real client, pinned in the dev extras) with its cache and config under tmp_path."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return pytest.importorskip("huggingface_hub")
+
+
+def test_the_real_client_downloads_a_snapshot(hub, hf_client, tmp_path):
+    target = tmp_path / "snapshot"
+    path = hf_client.snapshot_download(
+        REPO, revision=REV, endpoint=hub.url, token=TOKEN, local_dir=target, max_workers=4
+    )
+    expected = checkpoint(REPO, REV, shard_bytes=SHARD_BYTES)
+    got = {p.relative_to(target).as_posix(): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    got = {name: data for name, data in got.items() if not name.startswith(".cache/")}
+    assert Path(path) == target
+    assert sorted(got) == sorted(expected) and len(expected) == 16
+    assert all(got[name] == data for name, data in expected.items())
+    log = log_of(hub)
+    shards = [name for name in expected if name.endswith(".safetensors")]
+    assert sorted(r["file"] for r in log if r["kind"] == "cdn" and r["method"] == "GET") == sorted(shards)
+    # The token went to the hub only, never to the CDN.
+    assert all(not r["auth"] for r in log if r["kind"] == "cdn")
+
+
+def test_the_real_client_reads_file_metadata(hub, hf_client):
+    api = hf_client.HfApi(endpoint=hub.url, token=TOKEN)
+    info = api.model_info(REPO, revision=REV, files_metadata=True)
+    expected = checkpoint(REPO, REV, shard_bytes=SHARD_BYTES)
+    assert info.sha == REV
+    sizes = {sibling.rfilename: sibling.size for sibling in info.siblings}
+    assert sizes == {name: len(data) for name, data in expected.items()}
+    shard = "model-00002-of-00008.safetensors"
+    lfs = next(s.lfs for s in info.siblings if s.rfilename == shard)
+    assert lfs.sha256 == hashlib.sha256(expected[shard]).hexdigest() and lfs.size == len(expected[shard])
+    url = hf_client.hf_hub_url(REPO, shard, revision=REV, endpoint=hub.url)
+    meta = hf_client.get_hf_file_metadata(url, token=TOKEN)
+    assert meta.commit_hash == REV and meta.size == len(expected[shard])
+    assert meta.etag == hashlib.sha256(expected[shard]).hexdigest()

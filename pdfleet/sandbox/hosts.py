@@ -370,14 +370,26 @@ class Sandbox:
 
     # ----- down -----
 
+    def started_hosts(self) -> list[Host]:
+        """Every host this sandbox directory holds state for, whichever inventory started it: the inventory's own
+        hosts and those left by `up -i OTHER` (a host is stopped by its own PIDs and namespace name, both found
+        from its directory's name)."""
+        known = {host.name: host for host in self.hosts}
+        if self.paths.hosts.is_dir():
+            for directory in sorted(self.paths.hosts.iterdir()):
+                if directory.is_dir() and directory.name not in known:
+                    known[directory.name] = Host(directory.name, "", -1)
+        return list(known.values())
+
     def down(self) -> None:
         """Stop every host and the hub and remove all traces from this machine: processes, namespaces, cgroups,
-        bridge, disks (the hub's token stays)."""
+        bridge, disks (the hub's token stays). Hosts started from another inventory go too."""
         self._check_root()
-        with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
-            list(pool.map(self._stop, self.hosts))
+        hosts = self.started_hosts()
+        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            list(pool.map(self._stop, hosts))
         self._stop_hub()
-        for host in self.hosts:
+        for host in hosts:
             if host.netns in run("ip", "netns", "list").stdout.split():
                 run("ip", "netns", "del", host.netns)
             shutil.rmtree(self.paths.host(host.name), ignore_errors=True)

@@ -14,17 +14,29 @@ index (model.safetensors.index.json) maps every tensor to its shard. *.safetenso
 
 Endpoints (all under http://ADDRESS:PORT):
 
-    GET  /api/models/{repo}/revision/{rev}          {"id", "sha": rev, "siblings": [{"rfilename"}], ...}
+    GET  /api/models/{repo}/revision/{rev}          {"id", "sha": rev, "siblings": [{"rfilename"}], ...};
+         [?blobs=true]                                with blobs=true each sibling also has "blobId", "size" and,
+                                                      for LFS files, "lfs": {"sha256", "size", "pointerSize"}
     GET  /api/models/{repo}/tree/{rev}[/{dir}]      [{"type": "file"|"directory", "oid", "size", "path",
          ?recursive=true&cursor=...                   "lfs": {"oid": sha256, "size", "pointerSize"}}]; pages of
                                                       --page-size entries, the next one in `Link: <url>; rel="next"`
     GET|HEAD /{repo}/resolve/{rev}/{path}           regular files: 200/206 with Content-Length, ETag (git blob
                                                       oid), X-Repo-Commit, Range (bytes=N-, N-M, -N; 416 outside);
-                                                      LFS files: 302 to a signed /cdn/ URL, with X-Linked-Etag
-                                                      (sha256) and X-Linked-Size, like the hub's redirect to its CDN
+                                                      LFS files: 302 to a signed URL on the CDN, with
+                                                      X-Repo-Commit, X-Linked-Etag (sha256) and X-Linked-Size, like
+                                                      the hub's redirect to its CDN
+
+The CDN is another origin, as the real hub's is (cdn-lfs.hf.co): a second listener on its own port (--cdn-port,
+default the hub's port + 1), which answers only
+
     GET|HEAD /cdn/repos/{sha256}?repo&revision&file&Expires&Signature
-                                                    the CDN: no token needed, HMAC signature (403 when wrong or
-                                                      expired), Range as above, ETag "sha256"
+                                                    no token needed, HMAC signature (403 when wrong or expired),
+                                                      Range as above, ETag "sha256"
+
+A real Hugging Face client (huggingface_hub) follows a redirect only while it stays on the hub's origin, and reads
+a file's commit, ETag and size from the headers of the 302 that leaves it; a CDN on the hub's own origin would be
+followed and its answer taken for the hub's (no X-Repo-Commit: "does not seem to be served by a Hugging Face Hub
+endpoint"). tests/test_standin_hub.py runs the real client's snapshot_download and model_info against it.
 
 Errors as the hub answers them: 404 with X-Error-Code RepoNotFound (unknown repository), RevisionNotFound (revision
 not 40 lowercase hex), EntryNotFound (no such file); 401 on /api and /resolve without the configured token
@@ -47,11 +59,11 @@ Fault knobs (--knobs, a JSON object read at every request; absent or unreadable 
     match                 G   limit both to files matching the glob G (e.g. "*.safetensors")
     rate_bytes_per_s      R   throttle every content body to about R bytes per second
 
-    python -m pdfleet.sandbox.hub --listen 10.77.0.2:8080 --token-file T --log L --knobs K
+    python -m pdfleet.sandbox.hub --listen 10.77.0.2:8080 [--cdn-port 8081] --token-file T --log L --knobs K
         [--repo OWNER/NAME ...] [--shards 8] [--shard-bytes 1048576] [--page-size 1000] [--revision-shards REV=N]
 
 `pdfleet sandbox up` runs it in its own network namespace on the sandbox bridge (the /24's second address, port
-8080), with <sandbox dir>/hub/{token,requests.jsonl,knobs.json}; `pdfleet sandbox down` ends it.
+8080, its CDN on 8081), with <sandbox dir>/hub/{token,requests.jsonl,knobs.json}; `pdfleet sandbox down` ends it.
 """
 
 from __future__ import annotations
@@ -355,6 +367,15 @@ class Entry:
     def size(self) -> int:
         return len(self.content)
 
+    def sibling(self, blobs: bool) -> dict:
+        """The file in a revision's `siblings`; with the hub's `?blobs=true`, its blob id, size and LFS data."""
+        if not blobs:
+            return {"rfilename": self.path}
+        item = {"rfilename": self.path, "blobId": self.oid, "size": self.size}
+        if self.sha256:
+            item["lfs"] = {"sha256": self.sha256, "size": self.size, "pointerSize": self.pointer_size}
+        return item
+
     def tree_item(self) -> dict:
         item = {"type": "file", "oid": self.oid, "size": self.size, "path": self.path}
         if self.sha256:
@@ -397,6 +418,7 @@ class Hub:
         self.page_size = page_size
         self.revision_shards = dict(revision_shards or {})
         self.secret = secrets.token_bytes(32)  # signs CDN URLs; new per process, like expiring URLs
+        self.cdn_url = ""  # the CDN's origin (http://ADDRESS:PORT), set when its listener starts
         self._cache: OrderedDict[tuple[str, str], dict[str, Entry]] = OrderedDict()
         self._lock = threading.Lock()
         self._log_lock = threading.Lock()
@@ -609,12 +631,19 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         parts = [unquote(p) for p in url.path.split("/")[1:]]
         query = parse_qs(url.query)
+        if self.server.cdn:
+            if parts[:2] == ["cdn", "repos"] and len(parts) == 3:
+                self.rec["kind"] = "cdn"
+                self._cdn(parts[2], query, head)
+            else:
+                self._error(404, None, "NoSuchKey", head)
+            return
         if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] in ("revision", "tree"):
             self.rec["kind"] = "api"
             repo, revision = f"{parts[2]}/{parts[3]}", parts[5]
             if self._check(repo, revision, head):
                 if parts[4] == "revision" and len(parts) == 6:
-                    self._revision(repo, revision, head)
+                    self._revision(repo, revision, query, head)
                 elif parts[4] == "tree":
                     self._tree(repo, revision, "/".join(p for p in parts[6:] if p), query, head)
                 else:
@@ -625,9 +654,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.rec["file"] = file
             if self._check(repo, revision, head):
                 self._resolve(repo, revision, file, head)
-        elif parts[:2] == ["cdn", "repos"] and len(parts) == 3:
-            self.rec["kind"] = "cdn"
-            self._cdn(parts[2], query, head)
         else:
             self._error(404, None, "Sorry, we can't find the page you are looking for.", head)
 
@@ -651,9 +677,10 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def _revision(self, repo: str, revision: str, head: bool) -> None:
+    def _revision(self, repo: str, revision: str, query: dict, head: bool) -> None:
         entries = self.server.hub.entries(repo, revision)
         owner = repo.split("/")[0]
+        blobs = query.get("blobs", ["false"])[0].lower() in ("1", "true")
         self._json_response(
             {
                 "_id": hashlib.sha1(repo.encode()).hexdigest()[:24],
@@ -668,7 +695,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "pipeline_tag": "text-generation",
                 "tags": ["transformers", "safetensors", "deepseek_v32", "text-generation", "fp8"],
                 "config": {"architectures": CONFIG["architectures"], "model_type": CONFIG["model_type"]},
-                "siblings": [{"rfilename": path} for path in entries],
+                "siblings": [entry.sibling(blobs) for entry in entries.values()],
             },
             head,
         )
@@ -718,7 +745,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         common = {"X-Repo-Commit": revision, "Accept-Ranges": "bytes"}
         if entry.sha256:
-            location = self._base_url() + self.server.hub.cdn_path(entry, repo, revision)
+            location = self.server.hub.cdn_url + self.server.hub.cdn_path(entry, repo, revision)
             body = f"Found. Redirecting to {location}".encode()
             headers = {
                 **common,
@@ -816,9 +843,12 @@ class HubServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], hub: Hub):
+    def __init__(self, address: tuple[str, int], hub: Hub, cdn: bool = False):
         self.hub = hub
+        self.cdn = cdn  # the CDN's listener: answers /cdn/ only
         super().__init__(address, _Handler)
+        if cdn:
+            hub.cdn_url = self.url
 
     @property
     def url(self) -> str:
@@ -826,18 +856,38 @@ class HubServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-def start_in_thread(hub: Hub, host: str = "127.0.0.1", port: int = 0) -> HubServer:
-    """For tests: a running server in a daemon thread; `server.shutdown(); server.server_close()` ends it."""
-    server = HubServer((host, port), hub)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="standin-hub", daemon=True
-    ).start()
-    return server
+class _Pair:
+    """The hub and its CDN, each serving in a thread; ended together by shutdown() and server_close()."""
+
+    def __init__(self, hub_server: HubServer, cdn_server: HubServer):
+        self.hub_server, self.cdn_server = hub_server, cdn_server
+
+    def __getattr__(self, name):
+        return getattr(self.hub_server, name)
+
+    def shutdown(self) -> None:
+        self.hub_server.shutdown()
+        self.cdn_server.shutdown()
+
+    def server_close(self) -> None:
+        self.hub_server.server_close()
+        self.cdn_server.server_close()
+
+
+def start_in_thread(hub: Hub, host: str = "127.0.0.1", port: int = 0, cdn_port: int = 0):
+    """For tests: the hub and its CDN (another port, so another origin) running in daemon threads. The result acts
+    as the hub's server (url, server_address, hub); `server.shutdown(); server.server_close()` ends both."""
+    cdn_server = HubServer((host, cdn_port), hub, cdn=True)
+    hub_server = HubServer((host, port), hub)
+    for name, server in (("standin-hub-cdn", cdn_server), ("standin-hub", hub_server)):
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True).start()
+    return _Pair(hub_server, cdn_server)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pdfleet.sandbox.hub", description=__doc__.split("\n\n")[0])
     parser.add_argument("--listen", required=True, metavar="ADDRESS:PORT", help="where to listen (port 0: any)")
+    parser.add_argument("--cdn-port", type=int, help="the CDN's port on the same address (default: the port + 1)")
     parser.add_argument("--token-file", type=Path, help="require `Authorization: Bearer <its content>`")
     parser.add_argument("--log", type=Path, help="append one JSON line per request here")
     parser.add_argument("--knobs", type=Path, help="fault knobs, a JSON object read at every request")
@@ -880,14 +930,20 @@ def main(argv: list[str] | None = None) -> int:
         page_size=args.page_size,
         revision_shards=revision_shards,
     )
-    server = HubServer((host.strip("[]"), int(port)), hub)
-    print(f"standin hub listening on {server.url} (repos: {', '.join(hub.repos)})", flush=True)
+    address = host.strip("[]")
+    cdn_port = args.cdn_port if args.cdn_port is not None else (int(port) + 1 if int(port) else 0)
+    cdn = HubServer((address, cdn_port), hub, cdn=True)
+    server = HubServer((address, int(port)), hub)
+    threading.Thread(target=cdn.serve_forever, name="standin-hub-cdn", daemon=True).start()
+    print(f"standin hub listening on {server.url}, its CDN on {cdn.url} (repos: {', '.join(hub.repos)})", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        cdn.shutdown()
+        cdn.server_close()
     return 0
 
 

@@ -69,8 +69,16 @@ def test_fresh_hosts_converge_rebooting_one_at_a_time(fresh):
     for host in HOSTS:
         live = on_host(host, "grep -l live /sys/module/*/initstate").stdout
         assert "/sys/module/nvidia_peermem/" in live and "/sys/module/gdrdrv/" in live  # loaded at boot
-        active = on_host(host, "systemctl is-active chrony nvidia-persistenced nvidia-fabricmanager nvidia-dcgm")
-        assert active.stdout.split() == ["active"] * 4
+        services = ["chrony", "nvidia-persistenced", "nvidia-fabricmanager", "nvidia-dcgm"]
+        active = on_host(host, f"systemctl is-active {' '.join(services)}", check=False).stdout.split()
+        down = [service for service, state in zip(services, active, strict=True) if state != "active"]
+        if down:
+            units = " ".join(f"-u {service}" for service in down)
+            journal = on_host(host, f"journalctl -b -o short-monotonic --no-pager {units}").stdout[-4000:]
+            pytest.fail(f"{host}: not active after the converge: {down}; their journal:\n{journal}")
+        # The daemon systemd supervises is the one that wrote the pid file (the unit has no PIDFile=: guessed).
+        main_pid = on_host(host, "systemctl show -p MainPID --value nvidia-persistenced").stdout.strip()
+        assert main_pid == on_host(host, "cat /run/nvidia-persistenced/nvidia-persistenced.pid").stdout.strip()
         assert on_host(host, "sysctl -n vm.max_map_count").stdout.strip() == "1048576"  # applied at boot
         assert "10.77.0.14 decode-1" in on_host(host, "cat /etc/hosts").stdout
         assert on_host(host, "test -d /var/log/journal && echo persistent").stdout.strip() == "persistent"

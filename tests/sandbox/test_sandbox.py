@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.sandbox.conftest import INVENTORY, ROOT, deploy, on_host, pdfleet, pyinfra
+from tests.sandbox.conftest import INVENTORY, ROOT, deploy, inventory_copy, on_host, pdfleet, pyinfra
 
 HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]
 
@@ -138,7 +138,12 @@ def _leftovers() -> list[str]:
     return found
 
 
-def test_down_leaves_nothing_behind_and_a_cached_up_is_quick(sandbox):
+def test_down_leaves_nothing_behind_and_a_cached_up_is_quick(sandbox, tmp_path):
+    # A host started from another inventory (a spare) goes down with a plain `down` too.
+    spare = inventory_copy(tmp_path, lambda doc: doc["nodes"].append({"name": "spare-0", "address": "10.77.0.15"}))
+    result = pdfleet("sandbox", "up", "-i", str(spare))
+    assert "spare-0 started" in result.stdout
+    assert pdfleet("sandbox", "ssh", "-i", str(spare), "spare-0", "hostname").stdout == "spare-0\n"
     result = pdfleet("sandbox", "down")
     assert re.fullmatch(r"sandbox down in \d+\.\d s\n", result.stdout)
     assert _leftovers() == []

@@ -12,6 +12,7 @@ import selectors
 import signal
 import socket
 import sys
+import time
 
 STANDIN_ROOT = os.environ.get("PDFLEET_STANDIN_ROOT", "/")
 NVIDIA_DATA = "/usr/share/pdfleet-standin/nvidia"
@@ -78,16 +79,25 @@ def sd_notify(state):
 
 def daemonize(pidfile=None):
     """Fork into the background like a classic daemon (systemd Type=forking): the parent exits only after the
-    daemon wrote its pid file, so systemd reads the right main PID. stdout/stderr stay open: under systemd they
-    are the journal."""
+    intermediate child is gone and the daemon wrote its pid file, so the daemon is the only process left.
+
+    systemd reads the main PID from PIDFile=, or, in a unit without one (Ubuntu's nvidia-persistenced.service),
+    guesses it when the starting process exits: the one process left whose parent is the manager. An intermediate
+    child still running at that moment would be that process; its exit then ends the service, whose daemon is
+    stopped and whose unit goes inactive (seen in CI after a reboot). Reaping it first closes that window.
+    stdout/stderr stay open: under systemd they are the journal."""
     read_end, write_end = os.pipe()
-    if os.fork() > 0:
+    intermediate = os.fork()
+    if intermediate > 0:
         os.close(write_end)
+        os.waitpid(intermediate, 0)
         ok = os.read(read_end, 1)
         os._exit(0 if ok == b"1" else 1)
     os.close(read_end)
     os.setsid()
     if os.fork() > 0:
+        # Tests widen the window the parent must wait out (tests/test_standin_debs.py).
+        time.sleep(float(os.environ.get("PDFLEET_STANDIN_INTERMEDIATE_EXIT_DELAY", "0") or 0))
         os._exit(0)
     os.chdir("/")
     devnull = os.open(os.devnull, os.O_RDONLY)
