@@ -404,6 +404,114 @@ def preflight_command(inventory: str, limits: tuple[str, ...], local_node: str |
     sys.exit(1 if preflight.failed(reports) else 0)
 
 
+def _pyinfra(inventory: str, deploy: str, *args: str) -> subprocess.CompletedProcess:
+    """Run one of the checkout's deploys with the pyinfra beside this Python, from the checkout."""
+    yaml_path = yaml_for(inventory).resolve()
+    inventory_py = yaml_path.with_suffix(".py")
+    if not inventory_py.exists():
+        _fail(f"{display_path(inventory_py)}: no pyinfra inventory beside {display_path(yaml_path)}")
+    path = REPO / "deploys" / deploy
+    if not path.exists():
+        _fail(f"{path}: not found; run pdfleet from a pdfleet checkout")
+    command = [sys.executable, "-m", "pyinfra", "-y", str(inventory_py), str(path), *args]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
+
+
+def _instance_of(cluster: Cluster, inventory: str, name: str):
+    for instance in cluster.instances:
+        if instance.name == name:
+            return instance
+    known = ", ".join(i.name for i in cluster.instances)
+    _fail(f"instance: found {name!r}, expected an instance of {display_path(yaml_for(inventory))}: {known}")
+
+
+def _membership(inventory: str, action: str, instance: str, reason: str, timeout: int | None) -> None:
+    cluster = _load(inventory)
+    _instance_of(cluster, inventory, instance)
+    data = ["--data", f"pdfleet_drain={instance}", "--data", f"pdfleet_drain_action={action}"]
+    if reason:
+        data += ["--data", f"pdfleet_drain_reason={reason}"]
+    if timeout is not None:
+        data += ["--data", f"pdfleet_drain_timeout={timeout}"]
+    click.echo(f"{action} {instance} on the router's node {cluster.router.node} ...", err=True)
+    run = _pyinfra(inventory, "drain.py", "--limit", cluster.router.node, *data)
+    lines = (run.stderr + run.stdout).splitlines()
+    for line in lines:
+        if "Drain | " in line:
+            click.echo(line.split("Drain | ", 1)[1])
+    if run.returncode != 0:
+        errors = [line.strip() for line in lines if "rror" in line and "Drain | " not in line]
+        click.echo(f"pdfleet: {action} {instance} failed: {errors[-1] if errors else 'see pyinfra'}", err=True)
+        click.echo(f"  by hand: pyinfra {display_path(yaml_for(inventory).with_suffix('.py'))} deploys/drain.py "
+                   f"--limit {cluster.router.node} {' '.join(data)}", err=True)  # fmt: skip
+        sys.exit(1)
+
+
+@main.command("drain")
+@inventory_argument
+@click.argument("instance")
+@click.option("--reason", default="", help="Why (kept with the drain; pdfleet status shows it).")
+@click.option("--timeout", type=int, help="Seconds to wait for its requests (default: router.drain_timeout_secs).")
+@click.option("--allow-outage", is_flag=True, help="Drain it although it is the last instance of its role.")
+def drain_command(inventory: str, instance: str, reason: str, timeout: int | None, allow_outage: bool) -> None:
+    """Take INSTANCE out of the router and wait until its requests in flight are done.
+
+    The router stops sending it requests at once; the command returns when the engine's own queues are empty
+    (exit 0), or says how many requests are left when the bound is hit (exit 1; it stays out of the router). The
+    drain survives converges until `pdfleet undrain`. Draining the last instance of a role is refused without
+    --allow-outage.
+    """
+    cluster = _load(inventory)
+    target = _instance_of(cluster, inventory, instance)
+    siblings = [i.name for i in cluster.instances if i.role == target.role and i.name != instance]
+    if not siblings and not allow_outage:
+        _fail(
+            f"{instance} is the only {target.role} instance of {display_path(yaml_for(inventory))}: draining it stops "
+            "the endpoint; nothing was changed. Pass --allow-outage to drain it anyway"
+        )
+    _membership(inventory, "drain", instance, reason, timeout)
+
+
+@main.command("undrain")
+@inventory_argument
+@click.argument("instance")
+@click.option("--timeout", type=int, help="Seconds to wait until the router reports it ready (default: start time).")
+def undrain_command(inventory: str, instance: str, timeout: int | None) -> None:
+    """Put INSTANCE back into the router and wait until the router reports it ready."""
+    _membership(inventory, "undrain", instance, "", timeout)
+
+
+@main.command("status")
+@inventory_argument
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for machines and CI).")
+def status_command(inventory: str, as_json: bool) -> None:
+    """Per instance and rank: unit state, restarts, since when, health, drain, the router's view, pending inputs.
+
+    Read-only (deploys/status.py reads facts). Exit status 0 when everything serves as the inventory says, 1 when
+    something needs a look (a rank not running, an instance unhealthy or out of the router without a drain, a node
+    that does not answer), 2 for a bad inventory.
+    """
+    from pdfleet import status
+
+    cluster = _load(inventory)
+    serving = plan(cluster)
+    with tempfile.TemporaryDirectory(prefix="pdfleet-status-") as out:
+        run = _pyinfra(inventory, "status.py", "--data", f"pdfleet_status_out={out}")
+        reports = {p.stem: json.loads(p.read_text()) for p in Path(out).glob("*.json")}
+    missing = [n.name for n in cluster.nodes if n.name not in reports]
+    if as_json:
+        click.echo(json.dumps({**status.document(serving, reports), "unreachable": missing}, indent=2))
+    else:
+        click.echo(status.table(serving, reports), nl=False)
+        for name in missing:
+            errors = [line.strip() for line in run.stderr.splitlines() if name in line and "rror" in line]
+            click.echo(f"{name}: no answer{': ' + errors[-1] if errors else ''}")
+    sys.exit(1 if missing or status.attention(serving, reports) else 0)
+
+
 from pdfleet.sandbox.cli import sandbox  # noqa: E402  (the subcommand group, beside the offline views)
 
 main.add_command(sandbox)

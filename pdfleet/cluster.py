@@ -103,6 +103,34 @@ class Network:
 
 
 @dataclass(frozen=True)
+class RouterHealth:
+    """The router's probes of every worker's /health (smg --health-*)."""
+
+    interval_secs: int
+    timeout_secs: int
+    failure_threshold: int
+    success_threshold: int
+
+
+@dataclass(frozen=True)
+class CircuitBreaker:
+    """Per role: smg records a PD request's failure against both its prefill and its decode worker, so a breaker
+    on the decode opens when a prefill dies (docs/router-resilience.md)."""
+
+    prefill: bool
+    decode: bool
+    failure_threshold: int
+    timeout_secs: int
+
+
+@dataclass(frozen=True)
+class Retries:
+    attempts: int  # smg's --retry-max-retries counts the first attempt: 1 = no retry
+    initial_backoff_ms: int
+    max_backoff_ms: int
+
+
+@dataclass(frozen=True)
 class Router:
     node: str
     port: int
@@ -112,6 +140,13 @@ class Router:
     decode_policy: str
     worker_startup_timeout_secs: int
     venv: str
+    health: RouterHealth
+    circuit_breaker: CircuitBreaker
+    retries: Retries
+    request_timeout_secs: int
+    shutdown_grace_secs: int
+    drain_timeout_secs: int
+    membership_interval_secs: int
 
 
 @dataclass(frozen=True)
@@ -154,6 +189,15 @@ class Ssh:
 
 
 @dataclass(frozen=True)
+class PeerWatch:
+    """How the ranks of a multi-node instance notice a lost peer (pdfleet/onhost/peer_watch.py)."""
+
+    interval_secs: int
+    failures: int
+    timeout_secs: int
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     source: str
@@ -172,6 +216,7 @@ class Cluster:
     share_copies_per_source: int
     precompile_timeout: int
     start_timeout: int
+    peer_watch: PeerWatch
     host: HostConfig
     verify: VerifyConfig  # the preflight's thresholds (`verify:`, pdfleet/verifyconfig.py)
     env: dict = field(default_factory=dict, hash=False)
@@ -324,6 +369,15 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         sg.error("deep_gemm_cache", repr(deep_gemm_cache), "an absolute path")
     precompile_timeout = sg.integer("precompile_timeout", 3600, lo=60)  # seconds for compile_deep_gemm
     start_timeout = sg.integer("start_timeout", 3600, lo=60)  # seconds from start to a healthy /health
+    pw = sg.section("peer_watch")
+    # Ranks of a multi-node instance probe each other's /health; a lost peer restarts them all (sglang #3099).
+    peer_watch = PeerWatch(
+        interval_secs=pw.integer("interval_secs", 2, lo=1, hi=600),  # seconds between probes of the other ranks
+        failures=pw.integer("failures", 3, lo=1, hi=100),  # failed probes in a row that mean a peer is lost
+        # A rank 0 /health runs a one-token generation (about a second).
+        timeout_secs=pw.integer("timeout_secs", 5, lo=2, hi=600),  # seconds a probe may take
+    )
+    pw.finish()
     sg.finish()
 
     share_s = top.section("share", "share")
@@ -361,6 +415,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         share_copies_per_source=share_copies_per_source,
         precompile_timeout=precompile_timeout,
         start_timeout=start_timeout,
+        peer_watch=peer_watch,
         host=host,
         verify=verify,
         env=cluster_env,
@@ -569,6 +624,39 @@ def _read_router(top: Section, node_by_name) -> Router:
     if node is not None and node not in node_by_name:
         r.error("node", repr(node), f"a node listed under nodes: {', '.join(node_by_name) or '(none)'}")
     policy = {"expected": f"one of {', '.join(ROUTER_POLICIES)}", "check": lambda v: v in ROUTER_POLICIES}
+    # Measured on the sandbox under load (docs/router-resilience.md): these defaults keep a crashed prefill to the
+    # requests it held and take a silent node out within 10 s.
+    h = r.section("health")
+    health = RouterHealth(
+        interval_secs=h.integer("interval_secs", 2, lo=1, hi=3600),  # seconds between probes of a worker's /health
+        # SGLang's /health runs a one-token generation and answers after about a second: never below 2.
+        timeout_secs=h.integer("timeout_secs", 3, lo=2, hi=600),  # seconds a probe may take
+        failure_threshold=h.integer("failure_threshold", 2, lo=1, hi=100),  # failed probes before not ready
+        success_threshold=h.integer("success_threshold", 1, lo=1, hi=100),  # good probes before ready again
+    )
+    h.finish()
+    cb = r.section("circuit_breaker")
+    breaker = CircuitBreaker(
+        prefill=cb.boolean("prefill", True),  # a failing prefill stops getting requests at once; retries go elsewhere
+        decode=cb.boolean("decode", False),  # off: a prefill's failure is counted against its decode too
+        failure_threshold=cb.integer("failure_threshold", 1, lo=1, hi=1000),  # failures that open a breaker
+        timeout_secs=cb.integer("timeout_secs", 5, lo=1, hi=3600),  # seconds open before one request is tried
+    )
+    cb.finish()
+    rt = r.section("retries")
+    retries = Retries(
+        attempts=rt.integer("attempts", 5, lo=1, hi=20),  # tries per request, the first included (1 = no retry)
+        initial_backoff_ms=rt.integer("initial_backoff_ms", 50, lo=1, hi=60000),  # wait before the first retry
+        max_backoff_ms=rt.integer("max_backoff_ms", 1000, lo=1, hi=600000),  # longest wait between retries
+    )
+    rt.finish()
+    low, high = retries.initial_backoff_ms, retries.max_backoff_ms
+    if low is not None and high is not None and high < low:
+        rt.error(
+            "max_backoff_ms",
+            str(retries.max_backoff_ms),
+            f"at least initial_backoff_ms ({retries.initial_backoff_ms})",
+        )
     router = Router(
         node=node,
         port=r.port("port", 8000),  # the OpenAI-compatible endpoint clients use
@@ -581,6 +669,17 @@ def _read_router(top: Section, node_by_name) -> Router:
         # Workers load ~690 GB of weights and warm DeepGEMM before /health answers: wait up to an hour.
         worker_startup_timeout_secs=r.integer("worker_startup_timeout_secs", 3600, lo=1),
         venv=r.string("venv", "/opt/pdfleet/router"),  # virtual environment holding smg
+        health=health,
+        circuit_breaker=breaker,
+        retries=retries,
+        # A request (prefill and decode legs) may take this long; a long generation must fit.
+        request_timeout_secs=r.integer("request_timeout_secs", 1800, lo=10),
+        # On stop, the router finishes in-flight requests this long (its unit's TimeoutStopSec is 30 s more).
+        shutdown_grace_secs=r.integer("shutdown_grace_secs", 180, lo=0, hi=3600),
+        # A drain waits this long for the instance's in-flight requests to reach zero.
+        drain_timeout_secs=r.integer("drain_timeout_secs", 300, lo=1, hi=86400),
+        # Seconds between two passes of the membership agent (router membership = the rendered worker list).
+        membership_interval_secs=r.integer("membership_interval_secs", 2, lo=1, hi=300),
     )
     r.finish()
     return router

@@ -45,6 +45,8 @@ class Dialect:
     version: str
     rules: tuple[Rule, ...]
     cache_vars: tuple[str, ...]  # environment that points this version's DeepGEMM cache at a directory
+    # Where rank 0 reports its queues (requests running and waiting per DP rank): a drain waits for them to empty.
+    load_path: str = "/v1/loads"
     notes: str = ""
 
     def spell(self, opts: list[Opt]) -> list[str]:
@@ -76,6 +78,9 @@ V0_5_6_POST2 = Dialect(
     # SGLang copies SGLANG_DG_CACHE_DIR into DeepGEMM's DG_JIT_CACHE_DIR at import, overriding it
     # (sglang/srt/layers/deep_gemm_wrapper/compile_utils.py:31-34), so that is the one to set.
     cache_vars=("SGLANG_DG_CACHE_DIR",),
+    # GET /get_load: one {dp_rank, num_reqs, num_waiting_reqs, num_tokens} per DP rank, num_reqs counting the
+    # waiting ones too (sglang/srt/entrypoints/http_server.py:564, managers/scheduler_metrics_mixin.py:400-426).
+    load_path="/get_load",
 )
 
 _W23 = "sglang 0.5.23 wheel:"
@@ -157,6 +162,9 @@ V0_5_23 = Dialect(
     ),
     # SGLANG_DG_CACHE_DIR still wins over the new default $SGLANG_CACHE_DIR/deep_gemm.
     cache_vars=("SGLANG_DG_CACHE_DIR",),
+    # /get_load is gone; GET /v1/loads: {"loads": [{dp_rank, num_running_reqs, num_waiting_reqs, ...}]}
+    # (sglang/srt/entrypoints/v1_loads.py:96).
+    load_path="/v1/loads",
 )
 
 DIALECTS: dict[str, Dialect] = {d.version: d for d in (V0_5_6_POST2, V0_5_23)}

@@ -15,9 +15,10 @@ from pathlib import Path
 import jinja2
 
 from pdfleet.hostplan import UNATTENDED_BLACKLIST, cuda_mirror, doca_mirror, nvidia_pins, rdma_pins, sysctls
+from pdfleet.onhost.router_members import members_json
 from pdfleet.options import option_lines
 from pdfleet.runtimeplan import docker_codename, docker_mirror, docker_pins
-from pdfleet.serving import DOCKER, ROUTER_UNIT, UNIT_DIR, ServingPlan
+from pdfleet.serving import DOCKER, MEMBERS_AGENT, MEMBERS_FILE, MEMBERS_UNIT, ROUTER_UNIT, UNIT_DIR, ServingPlan
 from pdfleet.weightsplan import (
     CACHE_MODULE,
     SHARE_CONFIG,
@@ -91,15 +92,50 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
         host[f"{UNIT_DIR}/{spec.precompile_unit}"] = RenderedFile(
             env.get_template("sglang-precompile.service.j2").render(ctx)
         )
+        if spec.nnodes > 1:
+            watch_ctx = {**ctx, "argv": plan.peer_watch_argv(spec.host)}
+            host[f"{UNIT_DIR}/{spec.peer_watch_unit}"] = RenderedFile(
+                env.get_template("sglang-peer-watch.service.j2").render(watch_ctx)
+            )
     shared = _host_context(cluster, common)
     for node in cluster.nodes:
         files[node.name].update(_host_files(env, cluster, shared, node.name))
         files[node.name].update(_share_files(env, cluster, common, node))
-    router_ctx = {**common, "router": plan.router, "version": cluster.router.version}
-    files[plan.router.host][f"{UNIT_DIR}/{ROUTER_UNIT}"] = RenderedFile(
+    router_ctx = {
+        **common,
+        "router": plan.router,
+        "version": cluster.router.version,
+        "members_file": MEMBERS_FILE,
+        "members_agent": MEMBERS_AGENT,
+    }
+    router_files = files[plan.router.host]
+    router_files[f"{UNIT_DIR}/{ROUTER_UNIT}"] = RenderedFile(
         env.get_template("pdfleet-router.service.j2").render(router_ctx)
     )
+    router_files[f"{UNIT_DIR}/{MEMBERS_UNIT}"] = RenderedFile(
+        env.get_template("pdfleet-router-members.service.j2").render(router_ctx)
+    )
+    router_files[MEMBERS_FILE] = members_file(plan)
     return {host: dict(sorted(paths.items())) for host, paths in sorted(files.items())}
+
+
+def members_file(plan: ServingPlan, drained: dict | None = None) -> RenderedFile:
+    """The router's membership (pdfleet-router-members keeps the router's worker list equal to it): every
+    instance's worker spec, and the instances drained on the router's node (`pdfleet drain`, or a rolling restart
+    under way), which a converge reads back and keeps. The offline render has none drained.
+
+    + drained: instance -> {by, reason, since}, as the file on the router's node holds them
+    """
+    names = {w.instance for w in plan.router.workers}
+    router = plan.cluster.router
+    document = {
+        "router": plan.router.local_url,
+        "interval_secs": router.membership_interval_secs,
+        "drain_timeout_secs": router.drain_timeout_secs,
+        "workers": [w.to_dict() for w in plan.router.workers],
+        "drained": {name: record for name, record in sorted((drained or {}).items()) if name in names},
+    }
+    return RenderedFile(members_json(document))
 
 
 def instance_inputs(files: dict[str, dict[str, RenderedFile]], plan: ServingPlan, instance: str) -> str:

@@ -21,6 +21,13 @@ GPU_ARCH = {"H100": "sm_90a", "H200": "sm_90a", "H800": "sm_90a", "H20": "sm_90a
 ENV_DIR = "/etc/pdfleet"
 UNIT_DIR = "/etc/systemd/system"
 ROUTER_UNIT = "pdfleet-router.service"
+# The router's membership: every instance's worker spec and the drained ones, which pdfleet-router-members
+# (pdfleet/onhost/router_members.py) keeps the router's worker list equal to.
+MEMBERS_UNIT = "pdfleet-router-members.service"
+MEMBERS_FILE = f"{ENV_DIR}/router-members.json"
+MEMBERS_AGENT = "/usr/local/lib/pdfleet/pdfleet-router-members.py"
+# Beside each rank of a multi-node instance: restarts the rank when another rank is lost (pdfleet/onhost/peer_watch.py).
+PEER_WATCH = "/usr/local/lib/pdfleet/pdfleet-peer-watch.py"
 DOCKER = "/usr/bin/docker"
 
 
@@ -30,6 +37,10 @@ def unit_name(instance: str) -> str:
 
 def precompile_unit_name(instance: str) -> str:
     return f"sglang-{instance}-precompile.service"
+
+
+def peer_watch_unit_name(instance: str) -> str:
+    return f"sglang-{instance}-peer-watch.service"
 
 
 @dataclass(frozen=True)
@@ -73,9 +84,27 @@ class ServerSpec:
         return precompile_unit_name(self.instance)
 
     @property
+    def peer_watch_unit(self) -> str:
+        return peer_watch_unit_name(self.instance)
+
+    @property
     def serves_api(self) -> bool:
         """Only node rank 0 runs the tokenizer and HTTP API; other ranks answer a health stub on the same port."""
         return self.rank == 0
+
+
+@dataclass(frozen=True)
+class RouterWorker:
+    """One instance as the router sees it: rank 0's API, registered through smg's worker API."""
+
+    instance: str
+    role: str
+    url: str
+    load_path: str  # where rank 0 reports its queues (the pinned SGLang's dialect)
+    spec: dict = field(hash=False)  # the body of `POST /workers`
+
+    def to_dict(self) -> dict:
+        return {"instance": self.instance, "role": self.role, "load_path": self.load_path, "spec": self.spec}
 
 
 @dataclass(frozen=True)
@@ -84,6 +113,9 @@ class RouterSpec:
     argv: tuple[str, ...]
     url: str
     router_args: tuple[str, ...]  # smg's own arguments (without the program and subcommand)
+    local_url: str = ""  # the router's endpoint as its own node reaches it
+    workers: tuple[RouterWorker, ...] = ()  # the membership: every instance, drained or not
+    stop_timeout: int = 210  # the unit's TimeoutStopSec: the shutdown grace and 30 s more
 
 
 @dataclass(frozen=True)
@@ -102,6 +134,24 @@ class ServingPlan:
     def ranks(self, instance: str) -> tuple[ServerSpec, ...]:
         """The specs of one instance, rank 0 first."""
         return tuple(sorted((s for s in self.servers if s.instance == instance), key=lambda s: s.rank))
+
+    def peer_watch_argv(self, host: str) -> tuple[str, ...]:
+        """The peer watch of a rank of a multi-node instance: the other ranks' /health, probed from here."""
+        spec = self.server(host)
+        peers = [f"http://{s.address}:{s.http_port}/health" for s in self.ranks(spec.instance) if s.host != host]
+        watch = self.cluster.peer_watch
+        argv = ["/usr/bin/python3", PEER_WATCH, "--unit", spec.unit]
+        for peer in peers:
+            argv += ["--peer", peer]
+        argv += [
+            "--interval",
+            str(watch.interval_secs),
+            "--failures",
+            str(watch.failures),
+            "--timeout",
+            str(watch.timeout_secs),
+        ]
+        return tuple(argv)
 
     def deep_gemm_source(self, host: str) -> str | None:
         """The node whose DeepGEMM cache this node copies, or None when this node compiles its own.
@@ -229,19 +279,17 @@ def _deep_gemm_key(cluster: Cluster, dialect: dialects.Dialect, node: Node, serv
 
 
 def _router_spec(cluster: Cluster) -> RouterSpec:
+    """The router's command line and its membership.
+
+    Workers are not on the command line: pdfleet-router-members registers them through smg's worker API, where
+    each can carry its own circuit breaker. smg counts a PD request's failure against both its prefill and its
+    decode worker, so one breaker for all would open the healthy decode's when a prefill dies (a 503 for every
+    request until it closes); file discovery (`--discovery-provider file`) takes no per-worker settings.
+    """
     router = cluster.router
-    args: list[str] = ["--pd-disaggregation"]
-    for instance in cluster.instances:
-        head = cluster.node(instance.head)
-        url = f"http://{head.address}:{instance.ports.http}"
-        if instance.role == "prefill":
-            args += ["--prefill", url, str(instance.ports.bootstrap)]
-    for instance in cluster.instances:
-        head = cluster.node(instance.head)
-        if instance.role == "decode":
-            # Only rank 0 serves the API; higher ranks answer a health stub and must never receive traffic.
-            args += ["--decode", f"http://{head.address}:{instance.ports.http}"]
-    args += [
+    health, breaker, retries = router.health, router.circuit_breaker, router.retries
+    args: list[str] = [
+        "--pd-disaggregation",
         "--host",
         "0.0.0.0",
         "--port",
@@ -252,15 +300,70 @@ def _router_spec(cluster: Cluster) -> RouterSpec:
         router.decode_policy,
         "--worker-startup-timeout-secs",
         str(router.worker_startup_timeout_secs),
+        "--health-check-interval-secs",
+        str(health.interval_secs),
+        "--health-check-timeout-secs",
+        str(health.timeout_secs),
+        "--health-failure-threshold",
+        str(health.failure_threshold),
+        "--health-success-threshold",
+        str(health.success_threshold),
+        "--retry-max-retries",
+        str(retries.attempts),
+        "--retry-initial-backoff-ms",
+        str(retries.initial_backoff_ms),
+        "--retry-max-backoff-ms",
+        str(retries.max_backoff_ms),
+    ]
+    # The router-wide breaker applies to workers registered without their own threshold (pdfleet gives each its
+    # role's): as off as a role that has none.
+    if breaker.prefill and breaker.decode:
+        threshold = breaker.failure_threshold
+    else:
+        threshold = BREAKER_NEVER_OPENS
+    args += ["--cb-failure-threshold", str(threshold), "--cb-timeout-duration-secs", str(breaker.timeout_secs)]
+    args += [
+        "--request-timeout-secs",
+        str(router.request_timeout_secs),
+        "--shutdown-grace-period-secs",
+        str(router.shutdown_grace_secs),
         "--prometheus-host",
         "0.0.0.0",
         "--prometheus-port",
         str(router.prometheus_port),
     ]
     host = cluster.node(router.node)
+    load_path = dialects.DIALECTS[cluster.sglang_version].load_path
+    workers = tuple(_router_worker(cluster, instance, load_path) for instance in _router_order(cluster))
     return RouterSpec(
         host=host.name,
         argv=(f"{router.venv}/bin/smg", "launch", *args),
         url=f"http://{host.address}:{router.port}",
         router_args=tuple(args),
+        local_url=f"http://127.0.0.1:{router.port}",
+        workers=workers,
+        stop_timeout=router.shutdown_grace_secs + 30,
     )
+
+
+# A role without a circuit breaker: smg 1.13.0 ignores a worker's own `disable_circuit_breaker` (measured: the
+# decode's breaker opened at the router-wide threshold when a prefill died) but honours its own threshold, so a
+# threshold no run reaches turns the breaker off for that worker.
+BREAKER_NEVER_OPENS = 1_000_000_000
+
+
+def _router_order(cluster: Cluster) -> list[Instance]:
+    return [i for i in cluster.instances if i.role == "prefill"] + [i for i in cluster.instances if i.role == "decode"]
+
+
+def _router_worker(cluster: Cluster, instance: Instance, load_path: str) -> RouterWorker:
+    head = cluster.node(instance.head)
+    breaker = cluster.router.circuit_breaker
+    url = f"http://{head.address}:{instance.ports.http}"
+    # Only rank 0 serves the API; higher ranks answer a health stub and must never receive traffic.
+    spec: dict = {"url": url, "worker_type": instance.role}
+    if instance.role == "prefill":
+        spec["bootstrap_port"] = instance.ports.bootstrap
+    threshold = breaker.failure_threshold if getattr(breaker, instance.role) else BREAKER_NEVER_OPENS
+    spec["resilience"] = {"cb_failure_threshold": threshold, "cb_timeout_secs": breaker.timeout_secs}
+    return RouterWorker(instance.name, instance.role, url, load_path, spec)

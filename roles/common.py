@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from functools import lru_cache
 from io import StringIO
+from pathlib import Path
 
-from pyinfra import host
+from pyinfra import host, state
+from pyinfra.api import OperationError
 from pyinfra.operations import files
 
 from pdfleet.cluster import Cluster, load_cluster
 from pdfleet.render import RenderedFile, render
 from pdfleet.serving import ServingPlan, plan
+
+# The scripts pdfleet installs on nodes as they are (pdfleet/onhost/: standard library only).
+ONHOST = Path(__file__).resolve().parent.parent / "pdfleet" / "onhost"
 
 
 @lru_cache(maxsize=4)
@@ -54,3 +60,20 @@ def put_rendered(path: str, name: str, **kwargs):
 def changed(*metas) -> Callable[[], bool]:
     """An `_if` that holds when any of these operations changed its host."""
     return lambda: any(meta.did_change() for meta in metas)
+
+
+def dry_run() -> bool:
+    """Whether pyinfra was started with --dry. Its CLI keeps the flag to itself (it plans, then decides whether to
+    execute), so deploy code that must refuse a real run but describe the same plan under --dry reads it here."""
+    return "--dry" in sys.argv[1:]
+
+
+def host_of(node: str):
+    """The pyinfra host of another node of the cluster, connected (a run limited to some nodes connects the others
+    it needs, such as the router's node for a drain)."""
+    for candidate in state.inventory:
+        if candidate.data.get("pdfleet_node") == node:
+            if not candidate.connected:
+                candidate.connect(raise_exceptions=True)
+            return candidate
+    raise OperationError(f"node {node} is not in this run's inventory")

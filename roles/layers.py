@@ -9,6 +9,8 @@ from roles.deepep import deepep_driver_options
 from roles.nvidia import nvidia
 from roles.rdma import rdma
 from roles.reboot import rolling
+from roles.restarts import restarts
+from roles.router import router
 from roles.runtime import runtime
 from roles.tuning import tuning
 from roles.units import units
@@ -16,8 +18,8 @@ from roles.weights import weights
 
 # base, NVIDIA driver set, DeepEP driver options, RDMA and GPUDirect, tuning, then rolling reboots (last).
 HOST_LAYER = (base, nvidia, deepep_driver_options, rdma, tuning, rolling)
-# The runtime and the weights before the units that start them.
-SERVING_LAYER = (runtime, weights, units)
+# The runtime and the weights before the units; the router and its membership before the restarts that drain.
+SERVING_LAYER = (runtime, weights, router, units, restarts)
 
 
 def apply(roles: Iterable[Callable[[], None]]) -> None:

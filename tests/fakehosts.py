@@ -77,9 +77,15 @@ def _prepare(state: State, roles: tuple) -> None:
     state.set_stage(StateStage.Execute)
 
 
-def prepared(role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "inventories/prod.yaml") -> State:
+def prepared(
+    role,
+    responses: dict[str, dict],
+    inventory_yaml: Path = ROOT / "inventories/prod.yaml",
+    extra_data: dict | None = None,
+) -> State:
     """The state after generating the operations of `role` (one role or a tuple, in order) on @fake hosts,
-    before any runs: what pyinfra's CLI holds when it orders operations."""
+    before any runs: what pyinfra's CLI holds when it orders operations. `extra_data`: more host data for every
+    host, as `--data` gives it."""
     cluster = load_cluster(inventory_yaml)
     hosts = []
     for node_name, answers in responses.items():
@@ -88,6 +94,7 @@ def prepared(role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "in
             "fake_delay": 0,
             "fake_delay_jitter": 0,
             "fake_responses": answers,
+            **(extra_data or {}),
         }
         hosts.append((f"@fake/{node_name}", data))
     state = State(Inventory((hosts, {})), Config())
@@ -98,9 +105,13 @@ def prepared(role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "in
 
 
 def converge(
-    role, responses: dict[str, dict], inventory_yaml: Path = ROOT / "inventories/prod.yaml", dry: bool = False
+    role,
+    responses: dict[str, dict],
+    inventory_yaml: Path = ROOT / "inventories/prod.yaml",
+    dry: bool = False,
+    extra_data: dict | None = None,
 ) -> dict[str, HostRun]:
-    state = prepared(role, responses, inventory_yaml)
+    state = prepared(role, responses, inventory_yaml, extra_data)
     with ctx_state.use(state):
         runs = {}
         for host in state.inventory:

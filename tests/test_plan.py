@@ -121,18 +121,26 @@ def test_router_plan_prod():
     assert router.host == "prefill-0"
     assert router.url == "http://10.10.0.11:8000"
     args = list(router.router_args)
-    assert args[:9] == [
-        "--pd-disaggregation",
-        "--prefill",
-        "http://10.10.0.11:8055",
-        "8998",
-        "--prefill",
-        "http://10.10.0.12:8055",
-        "8998",
-        "--decode",
-        "http://10.10.0.13:8055",
+    # Workers are registered through the router's API (pdfleet-router-members), never on its command line.
+    assert "--prefill" not in args and "--decode" not in args and args[0] == "--pd-disaggregation"
+    values = dict(zip(args[1::2], args[2::2], strict=False))
+    assert values["--health-check-interval-secs"] == "2" and values["--health-failure-threshold"] == "2"
+    assert values["--retry-max-retries"] == "5" and values["--shutdown-grace-period-secs"] == "180"
+    assert router.stop_timeout == 210  # the unit waits longer than the router's own grace
+    assert [(w.instance, w.role, w.url) for w in router.workers] == [
+        ("prefill-0", "prefill", "http://10.10.0.11:8055"),
+        ("prefill-1", "prefill", "http://10.10.0.12:8055"),
+        ("decode", "decode", "http://10.10.0.13:8055"),  # decode rank 1 (10.10.0.14) serves no API
     ]
-    assert "http://10.10.0.14:8055" not in args  # decode rank 1 serves no API
+    prefill, decode = router.workers[0].spec, router.workers[2].spec
+    assert prefill["bootstrap_port"] == 8998 and "bootstrap_port" not in decode
+    # A prefill's failure is counted against its decode too: the decode's breaker stays off by default.
+    assert prefill["resilience"] == {"cb_failure_threshold": 1, "cb_timeout_secs": 5}
+    # smg 1.13.0 ignores a worker's disable_circuit_breaker: a threshold never reached turns it off.
+    assert decode["resilience"] == {"cb_failure_threshold": 1_000_000_000, "cb_timeout_secs": 5}
+    assert values["--cb-failure-threshold"] == "1000000000"  # router-wide: as off as the decode's
+    assert router.workers[0].load_path == "/v1/loads"
+    assert plan(load(PROD).with_sglang_version("0.5.6.post2")).router.workers[0].load_path == "/get_load"
 
 
 @pytest.mark.parametrize("shape", [([1], [1]), ([2, 1, 1], [4]), ([1] * 5, [2, 2, 1])])
@@ -155,9 +163,12 @@ def test_general_topologies(tmp_path, shape):
                 assert opts["--dist-init-addr"] == (f"{head.address}:5757",)
             else:
                 assert "--nnodes" not in opts and "--dist-init-addr" not in opts
-    router = list(serving.router.router_args)
-    assert router.count("--prefill") == len(prefill_sizes)
-    assert router.count("--decode") == len(decode_sizes)
+    workers = serving.router.workers
+    assert [w.role for w in workers].count("prefill") == len(prefill_sizes)
+    assert [w.role for w in workers].count("decode") == len(decode_sizes)
+    assert all(
+        w.url == f"http://{cluster.node(cluster_instance(cluster, w.instance).head).address}:8055" for w in workers
+    )
 
 
 def test_deep_gemm_keys_group_nodes_that_can_share_a_cache():
@@ -174,3 +185,7 @@ def test_deep_gemm_keys_group_nodes_that_can_share_a_cache():
 def test_every_dialect_is_reachable_from_an_inventory():
     for version in dialects.DIALECTS:
         assert plan(load(PROD).with_sglang_version(version)).sglang_version == version
+
+
+def cluster_instance(cluster, name):
+    return next(i for i in cluster.instances if i.name == name)

@@ -34,7 +34,9 @@ def test_prod_render_matches_golden_files(tmp_path):
     assert sorted(rendered) == sorted(golden), "files added or missing: PDFLEET_UPDATE_GOLDEN=1 to accept"
     for name in golden:
         assert rendered[name] == golden[name], f"{name} differs from its golden file: PDFLEET_UPDATE_GOLDEN=1 to accept"
-    assert len(golden) == 17 + 4 * (15 + 3)  # serving files + per node the host layer's 15 and the share's 3
+    # serving files (with the decode's two peer watches and the router's membership and agent) + per node the host
+    # layer's 15 and the share's 3
+    assert len(golden) == 21 + 4 * (15 + 3)
 
 
 def test_render_command_is_byte_identical_across_runs_and_holds_no_secrets(tmp_path):
@@ -50,7 +52,7 @@ def test_render_command_is_byte_identical_across_runs_and_holds_no_secrets(tmp_p
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        assert result.stdout == f"rendered 89 files for 4 hosts of cluster prod into {out}\n"
+        assert result.stdout == f"rendered 93 files for 4 hosts of cluster prod into {out}\n"
     assert tree(first) == tree(second)
     assert not any(b"hf_NeverInARenderedFile123" in data for data in tree(first).values())
 
@@ -87,7 +89,9 @@ def test_every_rendered_unit_passes_systemd_analyze_verify(tmp_path, runtime):
         status, output = verify_units(units, tmp_path / "root" / host)
         assert (status, output) == (0, ""), f"{host}: {output}"
         checked += len(units)
-    assert checked == 4 * 6 + 1  # serving, precompile, host tuning and share units per node, and the router
+    # serving, precompile, host tuning and share units per node, the peer watch of each rank of the two multi-node
+    # instances (prefill [1, 2], decode [2, 1]: 4 ranks), the router and its membership agent
+    assert checked == 4 * 6 + 4 + 2
 
 
 def test_verify_catches_a_broken_unit(tmp_path):

@@ -16,7 +16,6 @@ from pdfleet.render import instance_inputs, render
 from pdfleet.serving import plan
 from pdfleet.synthetic import inventory_document, write_inventory
 from pdfleet.weightsplan import StagedWeights, copy_waves, staged_problem, stager_config
-from roles.units import units
 from roles.weights import weights
 from tests.fakehosts import ROOT, converge
 
@@ -199,54 +198,3 @@ def test_a_change_on_one_rank_changes_the_digest_of_every_rank_of_that_instance_
     assert old["decode-0-1"]["/etc/pdfleet/decode-0.env"] != new["decode-0-1"]["/etc/pdfleet/decode-0.env"]
     assert instance_inputs(old, before, "decode-0") != instance_inputs(new, after, "decode-0")  # ... its digest not
     assert instance_inputs(old, before, "prefill-0") == instance_inputs(new, after, "prefill-0")
-
-
-def units_answers(serving, files, applied: dict[str, str | None], state: str = "active") -> dict[str, dict]:
-    answers = {}
-    for spec in serving.servers:
-        digest = applied.get(spec.instance)
-        answer = {f"systemctl is-active {spec.unit}": state}
-        if digest is not None:
-            answer[f"cat /var/lib/pdfleet/applied/{spec.instance}"] = digest
-        answers[spec.host] = answer
-    return answers
-
-
-def test_restarts_follow_the_digest_compiling_instances_first_then_the_copies():
-    serving = plan(load_cluster(PROD))
-    files = render(serving)
-    current = {i.name: instance_inputs(files, serving, i.name) for i in serving.cluster.instances}
-    runs = converge(units, units_answers(serving, files, current), inventory_yaml=PROD)
-    for node in NODES:
-        assert not runs[node].ran("systemctl restart"), node
-        assert not runs[node].ran("systemctl start --no-block"), node
-
-    stale = dict(current, decode="0" * 64)
-    runs = converge(units, units_answers(serving, files, stale), inventory_yaml=PROD)
-    for node in ("decode-0", "decode-1"):  # both ranks, in the same step
-        assert runs[node].ran("systemctl restart --no-block sglang-decode.service")
-        assert runs[node].ran(f"echo {current['decode']} > /var/lib/pdfleet/applied/decode")
-        assert runs[node].changed["Units | running its current inputs (compiles its cache)"] is True
-    for node in ("prefill-0", "prefill-1"):
-        assert not runs[node].ran("systemctl restart --no-block sglang-prefill")
-
-    fresh = converge(units, units_answers(serving, files, {}, state="inactive"), inventory_yaml=PROD)
-    names = list(fresh["prefill-1"].will_change)
-    copy = names.index("Units | DeepGEMM cache copied")
-    assert names.index("Units | running its current inputs (compiles its cache)") < copy
-    assert names.index("Units | running its current inputs (copied cache)") > copy
-    assert fresh["prefill-1"].changed["Units | running its current inputs (compiles its cache)"] is False
-    assert fresh["prefill-1"].changed["Units | running its current inputs (copied cache)"] is True
-    assert fresh["prefill-1"].ran("rsync://10.10.0.11:8730/deep-gemm/pdfleet.key")
-    assert fresh["prefill-0"].changed["Units | DeepGEMM cache copied"] is False
-    assert not fresh["prefill-0"].ran("rsync")
-
-
-def test_a_stopped_unit_with_current_inputs_is_started_not_restarted():
-    serving = plan(load_cluster(PROD))
-    files = render(serving)
-    current = {i.name: instance_inputs(files, serving, i.name) for i in serving.cluster.instances}
-    runs = converge(units, units_answers(serving, files, current, state="failed"), inventory_yaml=PROD)
-    assert runs["decode-1"].ran("systemctl start --no-block sglang-decode.service")
-    assert not runs["decode-1"].ran("systemctl restart")
-    assert not runs["decode-1"].ran("> /var/lib/pdfleet/applied")

@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from http.client import HTTPConnection
@@ -29,6 +30,8 @@ from pathlib import Path
 import pytest
 
 from pdfleet.inventory import load
+from pdfleet.onhost import router_members
+from pdfleet.render import members_file
 from pdfleet.sandbox import wheels
 from pdfleet.serving import plan
 
@@ -432,21 +435,14 @@ def test_real_smg_router_in_pd_mode(prod_cluster, standin):
             pytest.fail(message)
         pytest.skip(message)
     nodes, log, work = prod_cluster["nodes"], prod_cluster["log"], prod_cluster["work"]
-    # pdfleet's own router arguments, every address moved to this machine's loopback ports
+    # pdfleet's own router arguments and membership, every address moved to this machine's loopback ports
     by_url = {}
     for node in nodes:
         if node["spec"].rank == 0:
             by_url[f"http://{node['spec'].address}:{node['spec'].http_port}"] = node
     router_port, metrics_port = free_port(), free_port()
-    args = list(prod_cluster["plan"].router.router_args)
-    for index, arg in enumerate(args):
-        if arg in by_url:
-            node = by_url[arg]
-            args[index] = f"http://{LOOPBACK}:{node['values']['--port']}"
-            if args[index - 1] == "--prefill":
-                args[index + 1] = node["values"]["--disaggregation-bootstrap-port"]
     args = replace_values(
-        args,
+        list(prod_cluster["plan"].router.router_args),
         {
             "--host": LOOPBACK,
             "--port": str(router_port),
@@ -455,8 +451,23 @@ def test_real_smg_router_in_pd_mode(prod_cluster, standin):
         },
     )
     args += ["--worker-startup-check-interval", "1"]
+    members = json.loads(members_file(prod_cluster["plan"]).content)
+    for worker in members["workers"]:
+        node = by_url[worker["spec"]["url"]]
+        worker["spec"]["url"] = f"http://{LOOPBACK}:{node['values']['--port']}"
+        if "bootstrap_port" in worker["spec"]:
+            worker["spec"]["bootstrap_port"] = int(node["values"]["--disaggregation-bootstrap-port"])
+    members["router"] = f"http://{LOOPBACK}:{router_port}"
     router = start([str(smg), "launch", *args], prod_cluster["env"], work, "router")
     try:
+        # The membership agent's passes, as its service runs them on the router's node.
+        wait_http(router_port, "/workers", [router, *prod_cluster["procs"]], timeout=30)
+        pending: dict = {}
+        deadline = time.monotonic() + 30
+        while len(json.loads(http("GET", router_port, "/workers")[1])["workers"]) < 3:
+            assert time.monotonic() < deadline, "the agent did not register the three workers"
+            router_members.apply(members, pending)
+            time.sleep(0.5)
         # /readiness turns 200 with one healthy prefill and one decode; wait for all three workers.
         status, body = wait_http(
             router_port,
@@ -527,45 +538,106 @@ def test_real_smg_router_in_pd_mode(prod_cluster, standin):
 # lifecycle
 
 
-def test_sigterm_stops_cleanly_and_multi_node_peer_loss_fails(tmp_path, standin):
-    log = tmp_path / "log.jsonl"
-    env = clean_env(SGLANG_STANDIN_LOG=str(log))
+def _two_ranks(tmp_path, standin, env) -> tuple[list[subprocess.Popen], list[int]]:
     model = tmp_path / "model"
-    model.mkdir()
+    model.mkdir(exist_ok=True)
     (model / "config.json").write_text(json.dumps({"model_type": "deepseek_v32", "max_position_embeddings": 4096}))
     dist, ports = free_port(), [free_port(), free_port()]
     procs = []
+    for rank in (0, 1):
+        argv = [
+            str(standin["python"]),
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            str(model),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(ports[rank]),
+            "--nnodes",
+            "2",
+            "--node-rank",
+            str(rank),
+            "--dist-init-addr",
+            f"{LOOPBACK}:{dist}",
+        ]
+        procs.append(start(argv, env, tmp_path, f"rank{rank}"))
+    wait_http(ports[0], "/v1/models", procs)
+    wait_http(ports[1], "/health", procs)
+    return procs, ports
+
+
+def test_sigterm_stops_cleanly_and_multi_node_peer_loss_fails_with_peer_loss_exit(tmp_path, standin):
+    log = tmp_path / "log.jsonl"
+    env = clean_env(SGLANG_STANDIN_LOG=str(log), SGLANG_STANDIN_PEER_LOSS="exit")
+    procs, ports = _two_ranks(tmp_path, standin, env)
     try:
-        for rank in (0, 1):
-            argv = [
-                str(standin["python"]),
-                "-m",
-                "sglang.launch_server",
-                "--model-path",
-                str(model),
-                "--host",
-                LOOPBACK,
-                "--port",
-                str(ports[rank]),
-                "--nnodes",
-                "2",
-                "--node-rank",
-                str(rank),
-                "--dist-init-addr",
-                f"{LOOPBACK}:{dist}",
-            ]
-            procs.append(start(argv, env, tmp_path, f"rank{rank}"))
-        wait_http(ports[0], "/v1/models", procs)
-        wait_http(ports[1], "/health", procs)
         assert json.loads(http("GET", ports[0], "/v1/models")[1])["data"][0]["max_model_len"] == 4096
         assert stop(procs[1]) == 0  # SIGTERM: clean stop
-        assert procs[0].wait(10) == 1  # rank 0 lost its peer: the instance fails, as SGLang's does
+        assert procs[0].wait(10) == 1  # rank 0 lost its peer: the instance fails at once
     finally:
         for proc in procs:
             stop(proc)
     shutdowns = {e["pid"]: e for e in events(log, "shutdown")}
     assert shutdowns[procs[1].pid]["reason"] == "SIGTERM" and shutdowns[procs[1].pid]["status"] == 0
     assert shutdowns[procs[0].pid]["status"] == 1
+
+
+def test_a_lost_peer_hangs_rank_0_as_sglang_does(tmp_path, standin):
+    """The default (sglang #3099): rank 0 stays, its requests never finish, /health turns 503, and only NCCL's
+    watchdog (here 3 s instead of 600) ends it."""
+    log = tmp_path / "log.jsonl"
+    env = clean_env(
+        SGLANG_STANDIN_LOG=str(log),
+        SGLANG_STANDIN_PEER_LOSS_EXIT_SECONDS="4",
+        SGLANG_HEALTH_CHECK_TIMEOUT="1",
+        SGLANG_STANDIN_HEALTH_GENERATE_SECONDS="0",
+    )
+    procs, ports = _two_ranks(tmp_path, standin, env)
+    try:
+        os.kill(procs[1].pid, signal.SIGKILL)
+        procs[1].wait(5)
+        deadline = time.monotonic() + 5
+        while not events(log, "peer_lost") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert procs[0].poll() is None  # still there
+        assert http("GET", ports[0], "/health", timeout=10)[0] == 503
+        chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        with pytest.raises(OSError):  # a request hangs: nothing comes back
+            http("POST", ports[0], "/v1/chat/completions", chat, timeout=1)
+        assert procs[0].wait(10) == 1  # the watchdog, at last
+    finally:
+        for proc in procs:
+            stop(proc)
+    assert [e["message"] for e in events(log, "peer_lost")] == ["node rank 1 left the instance"]
+
+
+def test_sigterm_drains_the_requests_in_flight_first(tmp_path, standin):
+    """SGLang's sigterm_watchdog: /health answers 503 at once, requests in flight finish, then the process exits."""
+    log = tmp_path / "log.jsonl"
+    env = clean_env(SGLANG_STANDIN_LOG=str(log), SGLANG_STANDIN_LATENCY_MS="2500")
+    port = free_port()
+    argv = [str(standin["python"]), "-m", "sglang.launch_server", "--model-path", "m", "--port", str(port),
+            "--host", LOOPBACK]  # fmt: skip
+    proc = start(argv, env, tmp_path, "server")
+    try:
+        wait_http(port, "/v1/models", [proc])
+        answer = {}
+        chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        request = threading.Thread(target=lambda: answer.update(r=http("POST", port, "/v1/chat/completions", chat)))
+        request.start()
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        assert http("GET", port, "/health")[0] == 503  # draining: the router takes it out
+        assert proc.poll() is None  # still finishing the request
+        request.join(10)
+        assert answer["r"][0] == 200
+        assert proc.wait(10) == 0
+    finally:
+        stop(proc)
+    assert "Gracefully exiting... Remaining number of requests 1" in Path(proc.log_file).read_text()
 
 
 # ---------------------------------------------------------------------------------------------------------------

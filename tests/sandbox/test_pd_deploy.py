@@ -151,7 +151,10 @@ def test_the_fact_batch_answers_as_each_command_alone_on_a_converged_host(cluste
     RESULTS["fact batch: commands, of them systemctl show"] = [len(commands), shows]
 
 
-def test_one_env_value_changes_that_file_and_restarts_only_the_units_reading_it(cluster, tmp_path):
+def test_one_env_value_of_the_decode_is_refused_then_applied_with_the_outage_switch(cluster, tmp_path):
+    """The decode is the only decode instance: restarting it is an outage. --dry says so, a real run refuses before
+    any change, and with --data pdfleet_allow_outage=decode it restarts both ranks and reports the outage."""
+
     def change(doc):
         [decode] = [i for i in doc["instances"] if i["name"] == "decode"]
         decode.setdefault("env", {})["MC_TE_METRIC"] = "true"
@@ -163,8 +166,9 @@ def test_one_env_value_changes_that_file_and_restarts_only_the_units_reading_it(
     RESULTS["env change: operations with a change in --dry"] = planned
     assert planned == {
         "Units | serving environment": ["decode-0", "decode-1"],
-        "Units | running its current inputs (compiles its cache)": ["decode-0", "decode-1"],
+        "Restart | decode: running its current inputs, instances in turn": ["decode-0"],
     }
+    assert "it is the only decode instance: restarting it is an outage" in dry.stderr
     shown = pyinfra("--dry", "--diff", inventory, "deploys/pd.py")
     assert shown.returncode == 0, shown.stderr[-3000:]
     diff_lines = [line.strip() for line in (shown.stdout + shown.stderr).splitlines() if line.strip().startswith("+")]
@@ -172,12 +176,21 @@ def test_one_env_value_changes_that_file_and_restarts_only_the_units_reading_it(
     assert any(line.endswith("MC_TE_METRIC=true") for line in diff_lines), diff_lines
 
     before = main_pids()
-    result = run_pd(inventory=inventory)
+    env_before = on_host("decode-0", "cat /etc/pdfleet/decode.env").stdout
+    refused = run_pd(inventory=inventory)
+    assert refused.returncode != 0
+    assert "--data pdfleet_allow_outage=decode" in refused.stderr and "Nothing was changed" in refused.stderr
+    assert main_pids() == before and on_host("decode-0", "cat /etc/pdfleet/decode.env").stdout == env_before
+
+    result = run_pd("--data", "pdfleet_allow_outage=decode", inventory=inventory)
     assert result.returncode == 0, result.stderr[-4000:]
     after = main_pids()
     restarted = sorted(name for name in before if before[name] != after[name])
     RESULTS["env change: units restarted"] = restarted
     assert restarted == ["decode-0 sglang-decode.service", "decode-1 sglang-decode.service"]
+    outage = [line for line in result.stderr.splitlines() if "OUTAGE of the decode role" in line]
+    RESULTS["env change: outage reported"] = outage
+    assert len(outage) == 1
     env = on_host("decode-1", "cat /proc/$(systemctl show -p MainPID --value sglang-decode.service)/environ")
     assert "MC_TE_METRIC=true" in env.stdout.replace("\0", "\n")
     again = run_pd(inventory=inventory)
@@ -203,7 +216,9 @@ def test_a_new_revision_is_staged_once_and_compiled_once_per_key(cluster, tmp_pa
     hub_before = len(hub_requests())
     compiled_before = compile_runs()
     started = time.monotonic()
-    result = run_pd(inventory=inventory)
+    # Every instance restarts on the new revision: the prefills in turn, the decode (the last of its role) with the
+    # outage switch.
+    result = run_pd("--data", "pdfleet_allow_outage=decode", inventory=inventory)
     RESULTS["revision change seconds"] = round(time.monotonic() - started, 1)
     assert result.returncode == 0, result.stderr[-4000:]
     requests = hub_requests()[hub_before:]
@@ -255,10 +270,14 @@ def test_a_failing_instance_is_named_by_the_gate_with_its_journal(cluster, tmp_p
 
     result = run_pd(inventory=inventory_with(tmp_path, misconfigure))
     assert result.returncode != 0
-    assert "health gate: instance 'prefill-1' (prefill-1) did not become healthy" in result.stderr
+    # Its rolling restart stops at it: out of the router, named with its journal; prefill-0 keeps serving.
+    assert "prefill-1: sglang-prefill-1.service on prefill-1 is auto-restart after its restart" in result.stderr
+    assert "it stays out of the router" in result.stderr
     assert "--model-path /models/elsewhere does not exist" in result.stderr  # from its journal
     restored = run_pd()
     assert restored.returncode == 0, restored.stderr[-3000:]
+    # Started again with the inventory's inputs, then back into the router, which it had been taken out of.
+    assert "Restart | prefill-1: ready in the router" in restored.stderr
 
 
 def test_a_node_whose_compiling_peer_is_down_compiles_its_own_cache(cluster, tmp_path):

@@ -158,8 +158,10 @@ def warnings_for(args: list[str], ra) -> list[str]:
         warns.append("--prefill/--decode given without --pd-disaggregation: Router.from_args drops them")
     if pd and ra.worker_urls:
         warns.append("--worker-urls is ignored in PD mode (Router.from_args empties it)")
-    if ra.pd_disaggregation and (not ra.prefill_urls or not ra.decode_urls):
-        warns.append("PD mode without both --prefill and --decode: router starts but /readiness stays 503")
+    if ra.pd_disaggregation and bool(ra.prefill_urls) != bool(ra.decode_urls):
+        # Both absent is pdfleet's way (workers registered through the API by pdfleet-router-members); one of
+        # the two alone is a list cut short.
+        warns.append("PD mode with --prefill or --decode alone: /readiness stays 503 until the other role comes")
     # --prefill is nargs='+': values after URL [BOOTSTRAP_PORT] are accepted and ignored
     for i, a in enumerate(args):
         if a in ("--prefill", "--encode"):

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -61,6 +63,16 @@ class Engine:
         self.check_bootstrap = knob_bool("check-bootstrap", True)
         self.bootstrap_timeout = knob_float("bootstrap-timeout", 5)
         self.startup_time = time.time()
+        # What SGLang's /health costs: it queues a one-token generation and looks again after a second.
+        self.health_seconds = knob_float("health-generate-seconds", 1.0)
+        self.health_generation = os.environ.get("SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION", "true").lower() not in (
+            "0",
+            "false",
+            "no",
+            "off",
+        )
+        self.exiting = False  # SIGTERM: draining, /health answers 503 (tokenizer_manager.gracefully_exit)
+        self.unhealthy: str | None = None  # a peer rank was lost: collectives hang (knob peer-loss=hang)
         self.lock = threading.Lock()
         self.running = 0
         self.requests_total = 0
@@ -271,6 +283,8 @@ class Engine:
     def started(self) -> None:
         with self.lock:
             self.running += 1
+        while self.unhealthy:  # the forward pass waits on a collective whose peer is gone: it never returns
+            time.sleep(1)
         if self.latency:
             time.sleep(self.latency)
 
@@ -488,9 +502,9 @@ class ApiHandler(_Handler):
     """Node rank 0: the HTTP API."""
 
     GET_ROUTES = {
-        "/health": "_ok",
-        "/health_generate": "_ok",
-        "/ready": "_ok",
+        "/health": "_health",
+        "/health_generate": "_health",
+        "/ready": "_ready",
         "/ping": "_ok",
         "/v1/models": "_models",
         "/server_info": "_server_info",
@@ -540,6 +554,27 @@ class ApiHandler(_Handler):
 
     def _ok(self) -> None:
         self._send(200)
+
+    def _health(self) -> None:
+        """SGLang's health_generate (http_server.py): 503 while shutting down; otherwise a one-token generation
+        that answers 200 when the scheduler replied within SGLANG_HEALTH_CHECK_TIMEOUT (20 s), else 503."""
+        engine = self.engine
+        if engine.exiting:
+            print("Health check request received during shutdown. Returning 503.", file=sys.stderr, flush=True)
+            return self._send(503)
+        if self.path.split("?")[0] == "/health" and not engine.health_generation:
+            return self._send(200)
+        if engine.unhealthy:
+            time.sleep(float(os.environ.get("SGLANG_HEALTH_CHECK_TIMEOUT", "20")))
+            print("Health check failed. Server couldn't get a response from detokenizer", file=sys.stderr, flush=True)
+            return self._send(503)
+        time.sleep(engine.health_seconds)
+        self._send(200)
+
+    def _ready(self) -> None:
+        """0.5.23's /ready: 200 only when not paused, not exiting and up."""
+        engine = self.engine
+        self._send(503 if engine.exiting or engine.unhealthy else 200)
 
     def _models(self) -> None:
         self._json(200, self.engine.models())

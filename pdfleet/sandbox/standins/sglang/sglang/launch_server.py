@@ -7,8 +7,13 @@
 4. Multi-node (--nnodes > 1 with --dist-init-addr): waits for every rank (sglang/_rendezvous.py).
 5. Waits `startup-seconds`, then listens: rank 0 the API on --host/--port (+ the bootstrap server on
    --disaggregation-bootstrap-port for prefill), ranks >= 1 a health stub on the same port (sglang/_server.py).
-6. SIGTERM / SIGINT: stops cleanly (event "shutdown"), exit 0. Knob nonzero-rank-sigterm=ignore reproduces
-   SGLang 0.5.23's ranks >= 1, which log the signal and keep waiting for rank 0's shutdown broadcast.
+6. SIGTERM / SIGINT: drains as SGLang does (tokenizer_manager's sigterm_watchdog): /health answers 503, requests
+   in flight finish ("Gracefully exiting... Remaining number of requests N" every 5 s), then a clean stop (event
+   "shutdown"), exit 0; at once with SGL_FORCE_SHUTDOWN set or nothing in flight. Knob nonzero-rank-sigterm=ignore
+   reproduces SGLang 0.5.23's ranks >= 1, which log the signal and keep waiting for rank 0's shutdown broadcast.
+7. A peer rank lost (multi-node): with knob peer-loss=hang (the default, as SGLang: sglang #3099) the process stays,
+   its collectives hang: requests never finish, /health answers 503 after SGLANG_HEALTH_CHECK_TIMEOUT, and it exits
+   with status 1 after peer-loss-exit-seconds (NCCL's watchdog, 600 s); peer-loss=exit fails at once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 
 from sglang import _argtable, _server
@@ -47,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--model-path {args.model_path} does not exist (SGLang cannot load the model)")
 
     stop = threading.Event()
+    draining = threading.Event()
     outcome = {"status": 0, "reason": None}
+    state = {"engine": None, "lost_at": None}
 
     def on_signal(signum, frame):
         name = signal.Signals(signum).name
@@ -61,9 +69,28 @@ def main(argv: list[str] | None = None) -> int:
             log_event("signal_ignored", module=MODULE, signal=name)
             return
         outcome["reason"] = name
-        stop.set()
+        engine = state["engine"]
+        if engine is None or os.environ.get("SGL_FORCE_SHUTDOWN") or draining.is_set():
+            stop.set()
+            return
+        print("SIGTERM received. Draining requests and shutting down...", file=sys.stderr, flush=True)
+        engine.exiting = True
+        draining.set()
 
     def on_lost(message: str | None):
+        engine = state["engine"]
+        if message is not None and engine is not None and knob("peer-loss", "hang") == "hang":
+            # The ranks' collectives hang: nothing fails until NCCL's watchdog gives up.
+            print(
+                f"[sglang stand-in] {message}: collectives wait for it (NCCL watchdog, "
+                f"{knob_float('peer-loss-exit-seconds', 600):g} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            log_event("peer_lost", module=MODULE, message=message)
+            engine.unhealthy = message
+            state["lost_at"] = time.monotonic()
+            return
         if message is not None:
             print(f"[sglang stand-in] ERROR: {message}", file=sys.stderr, flush=True)
             outcome["status"] = 1
@@ -96,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = []
     if not stop.is_set():
         engine = _server.Engine(args, argv)
+        state["engine"] = engine
         try:
             servers = _server.make_servers(engine)
         except OSError as exc:
@@ -116,8 +144,23 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        last_report = 0.0
         while not stop.wait(0.5):
-            pass
+            if draining.is_set():
+                if engine.running == 0:
+                    stop.set()
+                elif time.monotonic() - last_report >= 5:
+                    print(
+                        f"Gracefully exiting... Remaining number of requests {engine.running}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    last_report = time.monotonic()
+            lost_at = state["lost_at"]
+            if lost_at is not None and time.monotonic() - lost_at > knob_float("peer-loss-exit-seconds", 600):
+                print("[sglang stand-in] ERROR: NCCL watchdog timeout: exiting", file=sys.stderr, flush=True)
+                outcome["status"], outcome["reason"] = 1, engine.unhealthy
+                stop.set()
 
     if rendezvous is not None:
         rendezvous.close()

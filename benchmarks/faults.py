@@ -1,0 +1,381 @@
+"""What clients of the endpoint see when something fails or changes: the fault scenarios on the sandbox, under a
+bounded open-loop load of chat completions through the real router (pdfleet/loadgen.py), in one table.
+
+    sudo python benchmarks/faults.py [--rate 20] [--only kill,cut,roll,drain,decode]
+
+Needs the sandbox up (`pdfleet sandbox up`); it converges the cluster first with deploys/pd.py, gives the stand-in
+engines a latency (so requests are in flight when something breaks: --latency-ms, default 200) and restores it at
+the end. Scenarios (tests/sandbox/test_faults.py asserts their bounds):
+
+    kill    systemctl kill -s KILL sglang-prefill-1; systemd brings it back (RestartSec), the router takes it back
+    cut     prefill-1's network down for --cut-seconds (its veth on the sandbox bridge), then up again
+    roll    an env value of both prefill instances changed and applied by deploys/pd.py: restarted one at a time
+    drain   pdfleet drain / undrain of prefill-1
+    decode  an env value of the decode changed: refused without the outage switch, then applied with it
+
+Columns: requests sent during the scenario, failed (non-200 or no answer), requests in flight on the instance when
+the fault hit (its engine's own count), the longest time without a successful answer, and for kill and cut when
+the router stopped routing to the instance and took it back (seconds after the fault / after its return).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pdfleet.inventory import load  # noqa: E402
+from pdfleet.loadgen import OpenLoad, summarize  # noqa: E402
+from pdfleet.serving import plan  # noqa: E402
+
+BIN = Path(sys.executable).parent
+INVENTORY = ROOT / "inventories/sandbox.py"
+VETH_PREFIX = "vpdfsb"  # pdfleet.sandbox.paths: the host end of each sandbox host's link, by its inventory index
+KNOBS = "/etc/sglang-standin"
+
+
+def ssh(host: str, command: str, check: bool = True) -> str:
+    result = subprocess.run(
+        [str(BIN / "pdfleet"), "sandbox", "ssh", host, command], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{host}: {command}: {result.stderr.strip() or result.stdout.strip()}")
+    return result.stdout
+
+
+def pyinfra(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "pyinfra"), "-y", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def pdfleet(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "pdfleet"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+class Sandbox:
+    """The sandbox cluster as the scenarios see it: its router, its engines, their load, the router's view."""
+
+    def __init__(self, inventory: Path = INVENTORY):
+        self.inventory = inventory
+        self.cluster = load(inventory)
+        self.serving = plan(self.cluster)
+        self.router_url = self.serving.router.url
+        self.router_node = self.serving.router.host
+        self.model = self.cluster.model.served_name
+
+    def view(self) -> dict[str, str]:
+        """The router's workers: instance -> status (ready, not_ready, failed, draining)."""
+        text = ssh(self.router_node, f"curl -s --max-time 5 {self.serving.router.local_url}/workers", check=False)
+        try:
+            return {w["labels"].get("pdfleet.instance"): w["status"] for w in json.loads(text)["workers"]}
+        except (ValueError, KeyError):
+            return {}
+
+    def in_flight(self, instance: str) -> int | None:
+        spec = self.serving.ranks(instance)[0]
+        text = ssh(spec.host, f"curl -s --max-time 5 http://{spec.address}:{spec.http_port}/v1/loads", check=False)
+        try:
+            return sum(x["num_running_reqs"] + x["num_waiting_reqs"] for x in json.loads(text)["loads"])
+        except (ValueError, KeyError):
+            return None
+
+    def veth(self, node: str) -> str:
+        return f"{VETH_PREFIX}{[n.name for n in self.cluster.nodes].index(node)}"
+
+    def load(self, rate: float) -> OpenLoad:
+        return OpenLoad(self.router_url, self.model, rate=rate, timeout=60)
+
+    def inventory_with(self, directory: Path, change) -> Path:
+        """A copy of the sandbox inventory with `change(doc)` applied (same file name: rendered headers match)."""
+        doc = yaml.safe_load(self.inventory.with_suffix(".yaml").read_text())
+        for section, key in (("ssh", "key"), ("ssh", "known_hosts"), ("model", "token_file")):
+            doc[section][key] = str((self.inventory.parent / doc[section][key]).resolve())
+        change(doc)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "sandbox.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        (directory / "sandbox.py").write_text(self.inventory.read_text())
+        return directory / "sandbox.py"
+
+    def set_latency(self, milliseconds: int) -> None:
+        """The stand-in engines' latency per request (a knob of the image), applied by restarting every engine."""
+        for spec in self.serving.servers:
+            ssh(spec.host, f"mkdir -p {KNOBS} && echo {milliseconds} > {KNOBS}/latency-ms")
+        for spec in self.serving.servers:
+            ssh(spec.host, f"systemctl restart --no-block {spec.unit}")
+        self.wait_ready(timeout=180)
+
+    def wait_ready(self, timeout: float = 120) -> float:
+        started = time.monotonic()
+        wanted = {w.instance for w in self.serving.router.workers}
+        while True:
+            view = self.view()
+            if {name for name, status in view.items() if status == "ready"} == wanted:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"the router does not list every instance ready after {timeout:.0f} s: {view}")
+            time.sleep(1)
+
+
+def _watch(sandbox: Sandbox, instance: str, t0: float, until, timeout: float) -> list[tuple[float, str]]:
+    """The router's status of `instance` over time (seconds after t0), until `until()` or timeout."""
+    marks: list[tuple[float, str]] = []
+    last = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(marks):
+        status = sandbox.view().get(instance, "gone")
+        if status != last:
+            marks.append((round(time.monotonic() - t0, 1), status))
+            last = status
+        time.sleep(0.5)
+    return marks
+
+
+def _first(marks, statuses, after: float = 0.0) -> float | None:
+    return next((t for t, s in marks if s in statuses and t >= after), None)
+
+
+# ----- the scenarios: each returns its row -----
+
+
+def kill_prefill(sandbox: Sandbox, rate: float, instance: str = "prefill-1") -> dict:
+    spec = sandbox.serving.ranks(instance)[0]
+    with sandbox.load(rate) as load:
+        time.sleep(5)
+        in_flight = sandbox.in_flight(instance)
+        t0 = time.monotonic()
+        ssh(spec.host, f"systemctl kill -s KILL {spec.unit}")
+        marks = _watch(sandbox, instance, t0, lambda m: _first(m, ("ready",), after=1.0) is not None, 180)
+        time.sleep(3)
+    return {
+        "scenario": f"kill -9 {instance}",
+        **summarize(load.results, since=t0 - 1),
+        "in_flight_at_fault": in_flight,
+        "router_out_s": _first(marks, ("not_ready", "failed", "gone")),
+        "router_back_s": _first(marks, ("ready",), after=1.0),
+        "router_view": marks,
+    }
+
+
+def cut_prefill_network(sandbox: Sandbox, rate: float, seconds: float, node: str = "prefill-1") -> dict:
+    instance = sandbox.cluster.placement(node)[0].name
+    veth = sandbox.veth(node)
+    with sandbox.load(rate) as load:
+        time.sleep(5)
+        in_flight = sandbox.in_flight(instance)
+        t0 = time.monotonic()
+        subprocess.run(["ip", "link", "set", veth, "down"], check=True)
+        try:
+            marks = _watch(sandbox, instance, t0, lambda m: False, seconds)
+        finally:
+            subprocess.run(["ip", "link", "set", veth, "up"], check=True)
+        returned = time.monotonic() - t0
+        marks += _watch(sandbox, instance, t0, lambda m: _first(m, ("ready",), after=returned) is not None, 60)
+        time.sleep(3)
+    back = _first(marks, ("ready",), after=returned)
+    return {
+        "scenario": f"{node} network cut {seconds:.0f} s",
+        **summarize(load.results, since=t0 - 1),
+        "in_flight_at_fault": in_flight,
+        "router_out_s": _first(marks, ("not_ready", "failed", "gone")),
+        "router_back_s": round(back - returned, 1) if back is not None else None,
+        "router_view": marks,
+    }
+
+
+def restart_times(sandbox: Sandbox, instance: str, since: int) -> list[tuple[float, float]]:
+    """(stop asked, active again) of the instance's rank-0 unit since `since` (epoch s), from its journal."""
+    spec = sandbox.serving.ranks(instance)[0]
+    lines = ssh(spec.host, f"journalctl -u {spec.unit} _PID=1 --since @{since} -o json --no-pager").splitlines()
+    entries = [json.loads(line) for line in lines if line.strip()]
+    stops = [int(e["__REALTIME_TIMESTAMP"]) / 1e6 for e in entries if str(e.get("MESSAGE", "")).startswith("Stopping")]
+    starts = [int(e["__REALTIME_TIMESTAMP"]) / 1e6 for e in entries if str(e.get("MESSAGE", "")).startswith("Started")]
+    return [(stop, next((s for s in starts if s > stop), float("nan"))) for stop in stops]
+
+
+def roll_prefills(sandbox: Sandbox, rate: float, work: Path) -> dict:
+    stamp = str(time.time())
+
+    def change(doc):
+        for item in doc["instances"]:
+            if item["role"] == "prefill":
+                item.setdefault("env", {})["PDFLEET_FAULTS_ROLL"] = stamp.replace(".", "")
+
+    inventory = sandbox.inventory_with(work / "roll", change)
+    since = int(time.time()) - 1
+    with sandbox.load(rate) as load:
+        time.sleep(3)
+        t0 = time.monotonic()
+        result = pyinfra(str(inventory), "deploys/pd.py")
+        took = time.monotonic() - t0
+        time.sleep(3)
+    if result.returncode != 0:
+        raise RuntimeError(f"deploys/pd.py failed:\n{result.stderr[-3000:]}")
+    windows = {name: restart_times(sandbox, name, since) for name in ("prefill-0", "prefill-1")}
+    return {
+        "scenario": "env change of both prefills (pd.py)",
+        **summarize(load.results, since=t0),
+        "in_flight_at_fault": None,
+        "deploy_s": round(took, 1),
+        "restarts": {name: [(round(a, 2), round(b, 2)) for a, b in w] for name, w in windows.items()},
+        "one_after_the_other": all(len(w) == 1 for w in windows.values())
+        and windows["prefill-0"][0][1] < windows["prefill-1"][0][0],
+    }
+
+
+def drain_undrain(sandbox: Sandbox, rate: float, instance: str = "prefill-1") -> dict:
+    with sandbox.load(rate) as load:
+        time.sleep(3)
+        in_flight = sandbox.in_flight(instance)
+        t0 = time.monotonic()
+        drained = pdfleet("drain", str(sandbox.inventory), instance, "--yes")
+        out_view = sandbox.view().get(instance, "gone")
+        time.sleep(3)
+        undrained = pdfleet("undrain", str(sandbox.inventory), instance)
+        took = time.monotonic() - t0
+        time.sleep(3)
+    for step in (drained, undrained):
+        if step.returncode != 0:
+            raise RuntimeError(f"{' '.join(step.args[1:3])} failed:\n{step.stdout[-2000:]}{step.stderr[-2000:]}")
+    return {
+        "scenario": f"drain and undrain {instance}",
+        **summarize(load.results, since=t0),
+        "in_flight_at_fault": in_flight,
+        "while_drained": out_view,
+        "drain_undrain_s": round(took, 1),
+        "drain_output": drained.stdout.strip().splitlines()[-3:],
+    }
+
+
+def decode_outage(sandbox: Sandbox, rate: float, work: Path) -> dict:
+    stamp = str(time.time()).replace(".", "")
+
+    def change(doc):
+        [decode] = [i for i in doc["instances"] if i["role"] == "decode"]
+        decode.setdefault("env", {})["PDFLEET_FAULTS_DECODE"] = stamp
+
+    inventory = sandbox.inventory_with(work / "decode", change)
+    decode = sandbox.serving.ranks("decode")[0]
+    env_before = ssh(decode.host, f"cat {decode.env_file}")
+    refused = pyinfra(str(inventory), "deploys/pd.py")
+    unchanged = ssh(decode.host, f"cat {decode.env_file}") == env_before
+    with sandbox.load(rate) as load:
+        time.sleep(3)
+        t0 = time.monotonic()
+        applied = pyinfra("--data", "pdfleet_allow_outage=decode", str(inventory), "deploys/pd.py")
+        took = time.monotonic() - t0
+        time.sleep(3)
+    if applied.returncode != 0:
+        raise RuntimeError(f"deploys/pd.py with the outage switch failed:\n{applied.stderr[-3000:]}")
+    reported = [line.split("Restart | ", 1)[1] for line in applied.stderr.splitlines() if "OUTAGE of the" in line]
+    return {
+        "scenario": "env change of the decode (the last of its role)",
+        **summarize(load.results, since=t0),
+        "in_flight_at_fault": None,
+        "refused_without_switch": refused.returncode != 0 and "pdfleet_allow_outage=decode" in refused.stderr,
+        "nothing_changed_when_refused": unchanged,
+        "outage_reported": reported,
+        "deploy_s": round(took, 1),
+    }
+
+
+SCENARIOS = ("kill", "cut", "roll", "drain", "decode")
+
+
+def run(only=SCENARIOS, rate: float = 20.0, latency_ms: int = 200, cut_seconds: float = 60.0) -> list[dict]:
+    sandbox = Sandbox()
+    converge = pyinfra(str(sandbox.inventory), "deploys/pd.py")
+    if converge.returncode != 0:
+        raise RuntimeError(f"the converge before the scenarios failed:\n{converge.stderr[-3000:]}")
+    sandbox.set_latency(latency_ms)
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="pdfleet-faults-") as work:
+            for name in only:
+                sandbox.wait_ready(timeout=180)
+                if name == "kill":
+                    rows.append(kill_prefill(sandbox, rate))
+                elif name == "cut":
+                    rows.append(cut_prefill_network(sandbox, rate, cut_seconds))
+                elif name == "roll":
+                    rows.append(roll_prefills(sandbox, rate, Path(work)))
+                elif name == "drain":
+                    rows.append(drain_undrain(sandbox, rate))
+                elif name == "decode":
+                    rows.append(decode_outage(sandbox, rate, Path(work)))
+    finally:
+        sandbox.set_latency(0)
+        # Back to the inventory's own inputs (the scenarios changed env values).
+        pyinfra("--data", "pdfleet_allow_outage=all", str(sandbox.inventory), "deploys/pd.py")
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = ("scenario", "requests", "failed", "in flight at fault", "longest without answer", "router out", "back")
+
+    def cell(value, suffix=""):
+        return "-" if value is None else f"{value}{suffix}"
+
+    lines = [head]
+    for row in rows:
+        lines.append(
+            (
+                row["scenario"],
+                str(row["requests"]),
+                str(row["failed"]),
+                cell(row.get("in_flight_at_fault")),
+                cell(row["longest_gap_s"], " s"),
+                cell(row.get("router_out_s"), " s"),
+                cell(row.get("router_back_s"), " s"),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=20.0, help="requests per second of the open-loop load")
+    parser.add_argument("--latency-ms", type=int, default=200, help="each stand-in engine's time per request")
+    parser.add_argument("--cut-seconds", type=float, default=60.0, help="how long the network cut lasts")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"scenarios, of {','.join(SCENARIOS)}")
+    parser.add_argument("--json", action="store_true", help="the rows as JSON too")
+    args = parser.parse_args()
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(only) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+    rows = run(only, args.rate, args.latency_ms, args.cut_seconds)
+    print(f"faults under an open-loop load of {args.rate:g} chat completions/s through the router (stand-in "
+          f"engines at {args.latency_ms} ms per request):")  # fmt: skip
+    print(table(rows))
+    for row in rows:
+        extra = {k: v for k, v in row.items() if k not in ("requests", "failed", "codes", "samples", "scenario")}
+        print(f"  {row['scenario']}: codes {row['codes'] or '-'}; {json.dumps(extra)}")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

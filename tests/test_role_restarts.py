@@ -1,0 +1,121 @@
+"""roles/restarts.py on pyinfra's @fake hosts of the prod cluster: who starts, who rolls (drain, restart, health,
+back), in which order, and the outage refused before any change."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pyinfra.api import DeployError
+
+from pdfleet.cluster import load_cluster
+from pdfleet.render import instance_inputs, members_file, render
+from pdfleet.serving import MEMBERS_AGENT, plan
+from roles.deepgemm import CACHE_STAMP
+from roles.restarts import restarts
+from tests.fakehosts import ROOT, converge, file_present
+
+PROD = ROOT / "inventories/prod.yaml"
+NODES = ("prefill-0", "prefill-1", "decode-0", "decode-1")
+AGENT = MEMBERS_AGENT.rsplit("/", 1)[1]
+
+
+def answers(applied: dict[str, str | None], states: dict[str, str] | str = "active", drained=None) -> dict:
+    serving = plan(load_cluster(PROD))
+    by_node = {}
+    for spec in serving.servers:
+        state = states if isinstance(states, str) else states.get(spec.instance, "active")
+        answer = {f"systemctl is-active {spec.unit}": state}
+        if applied.get(spec.instance) is not None:
+            answer[f"cat /var/lib/pdfleet/applied/{spec.instance}"] = applied[spec.instance]
+        # Every node's DeepGEMM cache built for its key (prefill-1's was copied).
+        answer.update(file_present(f"{serving.cluster.deep_gemm_cache}/{CACHE_STAMP}", spec.deep_gemm_key))
+        by_node[spec.host] = answer
+    router = by_node["prefill-0"]
+    router["cat /etc/pdfleet/router-members.json"] = members_file(serving, drained).content
+    # The router's view: every instance ready (what `pdfleet-router-members show` prints).
+    router[f"{AGENT} show"] = json.dumps(
+        {
+            "router": "http://127.0.0.1:8000",
+            "router_error": None,
+            "workers": [
+                {"instance": w.instance, "role": w.role, "url": w.url, "drained": None, "router": {"status": "ready"}}
+                for w in serving.router.workers
+            ],
+        }
+    )
+    return by_node
+
+
+def digests() -> dict[str, str]:
+    serving = plan(load_cluster(PROD))
+    files = render(serving)
+    return {i.name: instance_inputs(files, serving, i.name) for i in serving.cluster.instances}
+
+
+def test_a_converged_cluster_restarts_nothing():
+    runs = converge(restarts, answers(digests()), inventory_yaml=PROD)
+    for node in NODES:
+        assert not any(runs[node].will_change.values()), node
+        assert not runs[node].ran("systemctl restart") and not runs[node].ran(AGENT), node
+
+
+def test_a_changed_prefill_rolls_through_the_router_and_nothing_else_moves():
+    stale = dict(digests(), **{"prefill-1": "0" * 64})
+    runs = converge(restarts, answers(stale), inventory_yaml=PROD)
+    step = "Restart | prefill-1: running its current inputs, instances in turn"
+    assert runs["prefill-1"].will_change[step] is True
+    assert [n for n in NODES if any(runs[n].will_change.values())] == ["prefill-1"]
+    router = runs["prefill-0"].commands
+    drain = next(i for i, c in enumerate(router) if f"{AGENT} drain" in c)
+    undrain = next(i for i, c in enumerate(router) if f"{AGENT} undrain" in c)
+    assert "prefill-1 --by rolling" in router[drain] and drain < undrain
+    assert runs["prefill-1"].ran("systemctl restart --no-block sglang-prefill-1.service")
+    assert runs["prefill-1"].ran(f"echo {digests()['prefill-1']} > /var/lib/pdfleet/applied/prefill-1")
+    assert runs["prefill-1"].ran("curl -fsS -o /dev/null --max-time 30 http://10.10.0.12:8055/health_generate")
+    assert not runs["prefill-0"].ran("systemctl restart --no-block sglang-prefill-0")
+
+
+def test_the_last_decode_is_refused_before_any_change_and_restarts_with_the_switch():
+    stale = dict(digests(), decode="0" * 64)
+    with pytest.raises(DeployError, match="only decode instance: restarting it is an outage"):
+        converge(restarts, answers(stale), inventory_yaml=PROD)
+    runs = converge(restarts, answers(stale), inventory_yaml=PROD, extra_data={"pdfleet_allow_outage": "decode"})
+    for node in ("decode-0", "decode-1"):  # both ranks, driven from rank 0's node
+        assert runs[node].ran("systemctl restart --no-block sglang-decode.service"), node
+    assert runs["prefill-0"].ran(f"{AGENT} drain") and runs["prefill-0"].ran(f"{AGENT} undrain")
+
+
+def test_a_fresh_cluster_starts_everything_at_once_the_copies_after_their_source():
+    fresh = answers({}, "inactive")
+    for node in NODES:
+        fresh[node] = {command: answer for command, answer in fresh[node].items() if CACHE_STAMP not in str(command)}
+    runs = converge(restarts, fresh, inventory_yaml=PROD)
+    names = list(runs["prefill-1"].will_change)
+    assert names == [
+        "Restart | prefill-0: running its current inputs, instances in turn",
+        "Restart | decode: running its current inputs, instances in turn",
+        "Restart | DeepGEMM caches copied from the compiling instances",
+        "Restart | prefill-1: running its current inputs, instances in turn",
+    ]
+    for node, unit in (
+        ("prefill-0", "sglang-prefill-0"),
+        ("decode-1", "sglang-decode"),
+        ("prefill-1", "sglang-prefill-1"),
+    ):
+        assert runs[node].ran(f"systemctl start --no-block {unit}.service"), node
+    assert not any(runs[node].ran(AGENT) for node in NODES)  # nothing served yet: nothing to drain
+    assert runs["prefill-1"].ran("rsync://10.10.0.11:8730/deep-gemm/pdfleet.key")
+
+
+def test_a_failed_instance_with_current_inputs_is_started_and_one_left_out_by_a_roll_is_put_back():
+    runs = converge(restarts, answers(digests(), {"decode": "failed"}), inventory_yaml=PROD)
+    assert runs["decode-1"].ran("systemctl start --no-block sglang-decode.service")
+    assert not runs["decode-1"].ran("systemctl restart")
+    assert runs["decode-1"].ran(f"echo {digests()['decode']} > /var/lib/pdfleet/applied/decode")  # unchanged
+    left_out = {"prefill-1": {"by": "rolling", "reason": "rolling restart", "since": "2026-12-06T03:00:00Z"}}
+    runs = converge(restarts, answers(digests(), drained=left_out), inventory_yaml=PROD)
+    assert runs["prefill-0"].ran(f"{AGENT} undrain") and not runs["prefill-1"].ran("systemctl restart")
+    operator = {"prefill-1": {"by": "operator", "reason": "disk", "since": "2026-12-06T03:00:00Z"}}
+    runs = converge(restarts, answers(digests(), drained=operator), inventory_yaml=PROD)
+    assert not runs["prefill-0"].ran(f"{AGENT} undrain")  # an operator's drain stays
