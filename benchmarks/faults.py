@@ -74,7 +74,7 @@ def pdfleet(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     )
 
 
-class Sandbox:
+class SandboxCluster:
     """The sandbox cluster as the scenarios see it: its router, its engines, their load, the router's view."""
 
     def __init__(self, inventory: Path = INVENTORY):
@@ -138,7 +138,7 @@ class Sandbox:
             time.sleep(1)
 
 
-def _watch(sandbox: Sandbox, instance: str, t0: float, until, timeout: float) -> list[tuple[float, str]]:
+def _watch(sandbox: SandboxCluster, instance: str, t0: float, until, timeout: float) -> list[tuple[float, str]]:
     """The router's status of `instance` over time (seconds after t0), until `until()` or timeout."""
     marks: list[tuple[float, str]] = []
     last = None
@@ -159,7 +159,7 @@ def _first(marks, statuses, after: float = 0.0) -> float | None:
 # ----- the scenarios: each returns its row -----
 
 
-def kill_prefill(sandbox: Sandbox, rate: float, instance: str = "prefill-1") -> dict:
+def kill_prefill(sandbox: SandboxCluster, rate: float, instance: str = "prefill-1") -> dict:
     spec = sandbox.serving.ranks(instance)[0]
     with sandbox.load(rate) as load:
         time.sleep(5)
@@ -178,7 +178,7 @@ def kill_prefill(sandbox: Sandbox, rate: float, instance: str = "prefill-1") -> 
     }
 
 
-def cut_prefill_network(sandbox: Sandbox, rate: float, seconds: float, node: str = "prefill-1") -> dict:
+def cut_prefill_network(sandbox: SandboxCluster, rate: float, seconds: float, node: str = "prefill-1") -> dict:
     instance = sandbox.cluster.placement(node)[0].name
     veth = sandbox.veth(node)
     with sandbox.load(rate) as load:
@@ -204,7 +204,7 @@ def cut_prefill_network(sandbox: Sandbox, rate: float, seconds: float, node: str
     }
 
 
-def restart_times(sandbox: Sandbox, instance: str, since: int) -> list[tuple[float, float]]:
+def restart_times(sandbox: SandboxCluster, instance: str, since: int) -> list[tuple[float, float]]:
     """(stop asked, active again) of the instance's rank-0 unit since `since` (epoch s), from its journal."""
     spec = sandbox.serving.ranks(instance)[0]
     lines = ssh(spec.host, f"journalctl -u {spec.unit} _PID=1 --since @{since} -o json --no-pager").splitlines()
@@ -214,7 +214,7 @@ def restart_times(sandbox: Sandbox, instance: str, since: int) -> list[tuple[flo
     return [(stop, next((s for s in starts if s > stop), float("nan"))) for stop in stops]
 
 
-def roll_prefills(sandbox: Sandbox, rate: float, work: Path) -> dict:
+def roll_prefills(sandbox: SandboxCluster, rate: float, work: Path) -> dict:
     stamp = str(time.time())
 
     def change(doc):
@@ -244,12 +244,12 @@ def roll_prefills(sandbox: Sandbox, rate: float, work: Path) -> dict:
     }
 
 
-def drain_undrain(sandbox: Sandbox, rate: float, instance: str = "prefill-1") -> dict:
+def drain_undrain(sandbox: SandboxCluster, rate: float, instance: str = "prefill-1") -> dict:
     with sandbox.load(rate) as load:
         time.sleep(3)
         in_flight = sandbox.in_flight(instance)
         t0 = time.monotonic()
-        drained = pdfleet("drain", str(sandbox.inventory), instance, "--yes")
+        drained = pdfleet("drain", str(sandbox.inventory), instance, "--reason", "fault scenario")
         out_view = sandbox.view().get(instance, "gone")
         time.sleep(3)
         undrained = pdfleet("undrain", str(sandbox.inventory), instance)
@@ -268,7 +268,7 @@ def drain_undrain(sandbox: Sandbox, rate: float, instance: str = "prefill-1") ->
     }
 
 
-def decode_outage(sandbox: Sandbox, rate: float, work: Path) -> dict:
+def decode_outage(sandbox: SandboxCluster, rate: float, work: Path) -> dict:
     stamp = str(time.time()).replace(".", "")
 
     def change(doc):
@@ -304,7 +304,7 @@ SCENARIOS = ("kill", "cut", "roll", "drain", "decode")
 
 
 def run(only=SCENARIOS, rate: float = 20.0, latency_ms: int = 200, cut_seconds: float = 60.0) -> list[dict]:
-    sandbox = Sandbox()
+    sandbox = SandboxCluster()
     converge = pyinfra(str(sandbox.inventory), "deploys/pd.py")
     if converge.returncode != 0:
         raise RuntimeError(f"the converge before the scenarios failed:\n{converge.stderr[-3000:]}")

@@ -1,0 +1,88 @@
+"""The endpoint under a bounded open-loop load through the real router while things fail and change
+(benchmarks/faults.py runs the same scenarios and prints their table):
+
+- a prefill's server killed: failed requests at most those in flight on it, never 5 s without an answer;
+- a prefill node's network cut for 60 s: the same, the router stops routing to it within 10 s and takes it back
+  within 15 s of its return;
+- an env change of both prefill instances applied by deploys/pd.py: no request failed, one restarted after the other
+  (their journals' timestamps);
+- drain and undrain of a prefill: no request failed;
+- a change that restarts the decode (the last of its role): refused before any change without the switch; with it,
+  the outage reported.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import faults
+
+RESULTS: dict[str, dict] = {}
+
+
+@pytest.fixture(scope="module")
+def sandbox_cluster(sandbox, tmp_path_factory):
+    cluster = faults.SandboxCluster()
+    converge = faults.pyinfra(str(cluster.inventory), "deploys/pd.py")
+    assert converge.returncode == 0, converge.stderr[-3000:]
+    cluster.set_latency(200)  # so that requests are in flight when something breaks
+    yield cluster, tmp_path_factory.mktemp("faults")
+    print("\nfault figures:", json.dumps(RESULTS, indent=1))
+    cluster.set_latency(0)
+    restored = faults.pyinfra("--data", "pdfleet_allow_outage=all", str(cluster.inventory), "deploys/pd.py")
+    assert restored.returncode == 0, restored.stderr[-3000:]
+
+
+def bounded(row: dict) -> None:
+    """Failed requests at most those in flight on the instance when it broke; never 5 s without an answer."""
+    assert row["in_flight_at_fault"] is not None
+    assert row["failed"] <= row["in_flight_at_fault"], row
+    assert row["longest_gap_s"] <= 5, row
+
+
+def test_a_killed_prefill_costs_at_most_its_requests_in_flight(sandbox_cluster):
+    cluster, _ = sandbox_cluster
+    cluster.wait_ready()
+    row = faults.kill_prefill(cluster, rate=20)
+    RESULTS["kill"] = row
+    bounded(row)
+    assert row["router_back_s"] is not None  # systemd brought it back and the router took it
+
+
+def test_a_prefill_node_cut_off_is_routed_around_and_taken_back(sandbox_cluster):
+    cluster, _ = sandbox_cluster
+    cluster.wait_ready()
+    row = faults.cut_prefill_network(cluster, rate=20, seconds=60)
+    RESULTS["cut"] = row
+    bounded(row)
+    assert row["router_out_s"] is not None and row["router_out_s"] <= 10, row["router_view"]
+    assert row["router_back_s"] is not None and row["router_back_s"] <= 15, row["router_view"]
+
+
+def test_an_env_change_of_both_prefills_rolls_them_one_after_the_other(sandbox_cluster):
+    cluster, work = sandbox_cluster
+    cluster.wait_ready()
+    row = faults.roll_prefills(cluster, rate=20, work=work)
+    RESULTS["roll"] = row
+    assert row["failed"] == 0, row
+    assert row["one_after_the_other"], row["restarts"]
+
+
+def test_drain_and_undrain_lose_nothing(sandbox_cluster):
+    cluster, _ = sandbox_cluster
+    cluster.wait_ready()
+    row = faults.drain_undrain(cluster, rate=20)
+    RESULTS["drain"] = row
+    assert row["failed"] == 0, row
+    assert row["while_drained"] in ("draining", "gone")
+
+
+def test_restarting_the_last_decode_needs_the_switch_and_reports_the_outage(sandbox_cluster):
+    cluster, work = sandbox_cluster
+    cluster.wait_ready()
+    row = faults.decode_outage(cluster, rate=20, work=work)
+    RESULTS["decode"] = row
+    assert row["refused_without_switch"] and row["nothing_changed_when_refused"], row
+    assert len(row["outage_reported"]) == 1, row
