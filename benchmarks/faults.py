@@ -12,6 +12,8 @@ the end. Scenarios (tests/sandbox/test_faults.py asserts their bounds):
     roll    an env value of both prefill instances changed and applied by deploys/pd.py: restarted one at a time
     drain   pdfleet drain / undrain of prefill-1
     decode  an env value of the decode changed: refused without the outage switch, then applied with it
+    rank    rank 1 of the decode killed: the peer watch takes rank 0 down, systemd brings the instance back whole (an
+            outage: the decode is the last of its role)
 
 Columns: requests sent during the scenario, failed (non-200 or no answer), requests in flight on the instance when
 the fault hit (its engine's own count), the longest time without a successful answer, and for kill and cut when
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -119,11 +122,12 @@ class SandboxCluster:
         return directory / "sandbox.py"
 
     def set_latency(self, milliseconds: int) -> None:
-        """The stand-in engines' latency per request (a knob of the image), applied by restarting every engine."""
+        """The stand-in engines' latency per request (a knob of the image), applied by restarting every engine: all
+        ranks at once, each restart waited for (its unit is active once /health answers), then the router."""
         for spec in self.serving.servers:
             ssh(spec.host, f"mkdir -p {KNOBS} && echo {milliseconds} > {KNOBS}/latency-ms")
-        for spec in self.serving.servers:
-            ssh(spec.host, f"systemctl restart --no-block {spec.unit}")
+        with ThreadPoolExecutor(max_workers=len(self.serving.servers)) as pool:
+            list(pool.map(lambda spec: ssh(spec.host, f"systemctl restart {spec.unit}"), self.serving.servers))
         self.wait_ready(timeout=180)
 
     def wait_ready(self, timeout: float = 120) -> float:
@@ -300,7 +304,47 @@ def decode_outage(sandbox: SandboxCluster, rate: float, work: Path) -> dict:
     }
 
 
-SCENARIOS = ("kill", "cut", "roll", "drain", "decode")
+def kill_decode_rank(sandbox: SandboxCluster, rate: float, node: str = "decode-1") -> dict:
+    """Rank 1 of the decode killed: rank 0 would wait in its collectives (sglang #3099; the stand-in hangs the same
+    way); its peer watch takes it down too, and systemd brings both ranks back together. The decode is the last of
+    its role: the clients see an outage, measured."""
+    instance = sandbox.cluster.placement(node)[0].name
+    ranks = sandbox.serving.ranks(instance)
+    head = ranks[0]
+    victim = next(s for s in ranks if s.host == node)
+
+    def main_pid() -> str:
+        return ssh(head.host, f"systemctl show -p MainPID --value {head.unit}").strip()
+
+    before = main_pid()  # rank 0's process: it is down once this one is gone
+    since = int(time.time())
+    with sandbox.load(rate) as load:
+        time.sleep(3)
+        t0 = time.monotonic()
+        ssh(node, f"systemctl kill -s KILL {victim.unit}")
+        rank0_down = None
+        while time.monotonic() - t0 < 120:
+            if main_pid() != before:
+                rank0_down = round(time.monotonic() - t0, 1)
+                break
+            time.sleep(0.5)
+        marks = _watch(sandbox, instance, t0, lambda m: _first(m, ("ready",), after=1.0) is not None, 180)
+        time.sleep(3)
+    return {
+        "scenario": f"kill -9 {instance} rank {victim.rank} ({node})",
+        **summarize(load.results, since=t0 - 1),
+        "in_flight_at_fault": None,
+        "rank0_down_s": rank0_down,
+        "router_out_s": _first(marks, ("not_ready", "failed", "gone")),
+        "router_back_s": _first(marks, ("ready",), after=1.0),
+        "router_view": marks,
+        "rank0_watch": ssh(
+            head.host, f"journalctl -u {head.peer_watch_unit} --since @{since} -o cat --no-pager", check=False
+        ).splitlines()[-6:],
+    }
+
+
+SCENARIOS = ("kill", "cut", "roll", "drain", "decode", "rank")
 
 
 def run(only=SCENARIOS, rate: float = 20.0, latency_ms: int = 200, cut_seconds: float = 60.0) -> list[dict]:
@@ -324,6 +368,8 @@ def run(only=SCENARIOS, rate: float = 20.0, latency_ms: int = 200, cut_seconds: 
                     rows.append(drain_undrain(sandbox, rate))
                 elif name == "decode":
                     rows.append(decode_outage(sandbox, rate, Path(work)))
+                elif name == "rank":
+                    rows.append(kill_decode_rank(sandbox, rate))
     finally:
         sandbox.set_latency(0)
         # Back to the inventory's own inputs (the scenarios changed env values).

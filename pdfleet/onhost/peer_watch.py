@@ -13,13 +13,16 @@ it cannot rejoin peers stuck in the old collective. This watch runs beside each 
 
 It waits until every peer answered /health once (the instance is up: a starting instance is not watched), then
 probes them every --interval seconds; a peer that fails --failures probes in a row (refused, timed out, or an
-answer other than 200) makes it restart the local serving unit (`systemctl restart --no-block`). Every rank does
-the same, so all ranks restart and meet again. Standard library only.
+answer other than 200) makes it kill the local serving unit (SIGKILL: its requests wait on collectives that
+never finish, so SGLang's drain on SIGTERM would hold a stop until TimeoutStopSec). systemd's Restart= starts it
+again after RestartSec, as it starts the rank that died: the ranks come back together and meet again.
+Standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -81,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             if watch.armed and not was_armed:
                 log("every peer answered: armed")
             if lost:
-                log(f"peer {lost} failed {args.failures} probes in a row: restarting {args.unit} (the whole instance)")
-                subprocess.run(["systemctl", "restart", "--no-block", args.unit], check=False)
+                log(f"peer {lost} failed {args.failures} probes in a row: killing {args.unit}; systemd restarts it")
+                # Stopping the unit stops this watch too (BindsTo=): the kill must not be cut short.
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                subprocess.run(["systemctl", "kill", "--signal=SIGKILL", args.unit], check=False)
                 return 0
         time.sleep(args.interval)
 

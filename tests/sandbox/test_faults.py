@@ -8,7 +8,9 @@
   (their journals' timestamps);
 - drain and undrain of a prefill: no request failed;
 - a change that restarts the decode (the last of its role): refused before any change without the switch; with it,
-  the outage reported.
+  the outage reported;
+- a rank of the decode killed: its peer watch takes rank 0 down promptly (SGLang's would wait 600 s on NCCL), and
+  systemd brings the instance back whole.
 """
 
 from __future__ import annotations
@@ -86,3 +88,14 @@ def test_restarting_the_last_decode_needs_the_switch_and_reports_the_outage(sand
     RESULTS["decode"] = row
     assert row["refused_without_switch"] and row["nothing_changed_when_refused"], row
     assert len(row["outage_reported"]) == 1, row
+
+
+def test_a_dead_decode_rank_brings_its_peer_down_and_the_instance_back_whole(sandbox_cluster):
+    cluster, _ = sandbox_cluster
+    cluster.wait_ready()
+    row = faults.kill_decode_rank(cluster, rate=20)
+    RESULTS["rank"] = row
+    # The watch probes every 2 s and acts after 3 misses (rank 1's port is refused at once), not after NCCL's 600 s.
+    assert row["rank0_down_s"] is not None and row["rank0_down_s"] <= 15, row
+    # Both ranks back after RestartSec (30 s) and the rendezvous, ready in the router again.
+    assert row["router_back_s"] is not None and row["router_back_s"] <= 90, row["router_view"]
