@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pdfleet.inventory import load  # noqa: E402
-from pdfleet.loadgen import OpenLoad, summarize  # noqa: E402
+from pdfleet.loadgen import OpenLoad, summarize  # noqa: E402, F401  (summarize: for the tests too)
 from pdfleet.serving import plan  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -127,7 +127,9 @@ class SandboxCluster:
         for spec in self.serving.servers:
             ssh(spec.host, f"mkdir -p {KNOBS} && echo {milliseconds} > {KNOBS}/latency-ms")
         with ThreadPoolExecutor(max_workers=len(self.serving.servers)) as pool:
-            list(pool.map(lambda spec: ssh(spec.host, f"systemctl restart {spec.unit}"), self.serving.servers))
+            # reset-failed: the scenarios' kills count against the units' start limit (StartLimitBurst).
+            restart = "systemctl reset-failed {0} 2>/dev/null; systemctl restart {0}"
+            list(pool.map(lambda spec: ssh(spec.host, restart.format(spec.unit)), self.serving.servers))
         self.wait_ready(timeout=180)
 
     def wait_ready(self, timeout: float = 120) -> float:
@@ -156,8 +158,17 @@ def _watch(sandbox: SandboxCluster, instance: str, t0: float, until, timeout: fl
     return marks
 
 
+OUT = ("not_ready", "failed", "gone", "draining")
+
+
 def _first(marks, statuses, after: float = 0.0) -> float | None:
     return next((t for t, s in marks if s in statuses and t >= after), None)
+
+
+def _back(marks, after: float = 0.0) -> float | None:
+    """When the router listed the instance ready again, after it had been out (and after `after`)."""
+    out = _first(marks, OUT)
+    return None if out is None else _first(marks, ("ready",), after=max(out, after))
 
 
 # ----- the scenarios: each returns its row -----
@@ -170,14 +181,14 @@ def kill_prefill(sandbox: SandboxCluster, rate: float, instance: str = "prefill-
         in_flight = sandbox.in_flight(instance)
         t0 = time.monotonic()
         ssh(spec.host, f"systemctl kill -s KILL {spec.unit}")
-        marks = _watch(sandbox, instance, t0, lambda m: _first(m, ("ready",), after=1.0) is not None, 180)
+        marks = _watch(sandbox, instance, t0, lambda m: _back(m) is not None, 180)
         time.sleep(3)
     return {
         "scenario": f"kill -9 {instance}",
         **summarize(load.results, since=t0 - 1),
         "in_flight_at_fault": in_flight,
-        "router_out_s": _first(marks, ("not_ready", "failed", "gone")),
-        "router_back_s": _first(marks, ("ready",), after=1.0),
+        "router_out_s": _first(marks, OUT),
+        "router_back_s": _back(marks),
         "router_view": marks,
     }
 
@@ -195,14 +206,14 @@ def cut_prefill_network(sandbox: SandboxCluster, rate: float, seconds: float, no
         finally:
             subprocess.run(["ip", "link", "set", veth, "up"], check=True)
         returned = time.monotonic() - t0
-        marks += _watch(sandbox, instance, t0, lambda m: _first(m, ("ready",), after=returned) is not None, 60)
+        marks += _watch(sandbox, instance, t0, lambda m: _back(m, after=returned) is not None, 60)
         time.sleep(3)
-    back = _first(marks, ("ready",), after=returned)
+    back = _back(marks, after=returned)
     return {
         "scenario": f"{node} network cut {seconds:.0f} s",
         **summarize(load.results, since=t0 - 1),
         "in_flight_at_fault": in_flight,
-        "router_out_s": _first(marks, ("not_ready", "failed", "gone")),
+        "router_out_s": _first(marks, OUT),
         "router_back_s": round(back - returned, 1) if back is not None else None,
         "router_view": marks,
     }
@@ -255,7 +266,7 @@ def drain_undrain(sandbox: SandboxCluster, rate: float, instance: str = "prefill
         t0 = time.monotonic()
         drained = pdfleet("drain", str(sandbox.inventory), instance, "--reason", "fault scenario")
         out_view = sandbox.view().get(instance, "gone")
-        time.sleep(3)
+        shown = pdfleet("status", str(sandbox.inventory), "--json")
         undrained = pdfleet("undrain", str(sandbox.inventory), instance)
         took = time.monotonic() - t0
         time.sleep(3)
@@ -269,6 +280,10 @@ def drain_undrain(sandbox: SandboxCluster, rate: float, instance: str = "prefill
         "while_drained": out_view,
         "drain_undrain_s": round(took, 1),
         "drain_output": drained.stdout.strip().splitlines()[-3:],
+        "status_exit": shown.returncode,
+        "status_while_drained": next(
+            (r for r in json.loads(shown.stdout or "{}").get("instances", []) if r["instance"] == instance), None
+        ),
     }
 
 
@@ -328,15 +343,15 @@ def kill_decode_rank(sandbox: SandboxCluster, rate: float, node: str = "decode-1
                 rank0_down = round(time.monotonic() - t0, 1)
                 break
             time.sleep(0.5)
-        marks = _watch(sandbox, instance, t0, lambda m: _first(m, ("ready",), after=1.0) is not None, 180)
+        marks = _watch(sandbox, instance, t0, lambda m: _back(m) is not None, 180)
         time.sleep(3)
     return {
         "scenario": f"kill -9 {instance} rank {victim.rank} ({node})",
         **summarize(load.results, since=t0 - 1),
         "in_flight_at_fault": None,
         "rank0_down_s": rank0_down,
-        "router_out_s": _first(marks, ("not_ready", "failed", "gone")),
-        "router_back_s": _first(marks, ("ready",), after=1.0),
+        "router_out_s": _first(marks, OUT),
+        "router_back_s": _back(marks),
         "router_view": marks,
         "rank0_watch": ssh(
             head.host, f"journalctl -u {head.peer_watch_unit} --since @{since} -o cat --no-pager", check=False
@@ -347,8 +362,10 @@ def kill_decode_rank(sandbox: SandboxCluster, rate: float, node: str = "decode-1
 SCENARIOS = ("kill", "cut", "roll", "drain", "decode", "rank")
 
 
-def run(only=SCENARIOS, rate: float = 20.0, latency_ms: int = 200, cut_seconds: float = 60.0) -> list[dict]:
-    sandbox = SandboxCluster()
+def run(
+    only=SCENARIOS, rate: float = 20.0, latency_ms: int = 200, cut_seconds: float = 60.0, inventory: Path = INVENTORY
+) -> list[dict]:
+    sandbox = SandboxCluster(inventory)
     converge = pyinfra(str(sandbox.inventory), "deploys/pd.py")
     if converge.returncode != 0:
         raise RuntimeError(f"the converge before the scenarios failed:\n{converge.stderr[-3000:]}")
@@ -407,12 +424,15 @@ def main() -> None:
     parser.add_argument("--cut-seconds", type=float, default=60.0, help="how long the network cut lasts")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"scenarios, of {','.join(SCENARIOS)}")
     parser.add_argument("--json", action="store_true", help="the rows as JSON too")
+    parser.add_argument(
+        "--inventory", type=Path, default=INVENTORY, help="a copy of the sandbox inventory (other router knobs)"
+    )
     args = parser.parse_args()
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(only) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
-    rows = run(only, args.rate, args.latency_ms, args.cut_seconds)
+    rows = run(only, args.rate, args.latency_ms, args.cut_seconds, args.inventory.resolve())
     print(f"faults under an open-loop load of {args.rate:g} chat completions/s through the router (stand-in "
           f"engines at {args.latency_ms} ms per request):")  # fmt: skip
     print(table(rows))

@@ -24,3 +24,27 @@ def test_readme_names_the_test_command_that_ci_runs():
     command = "PDFLEET_REQUIRE_PARSERS=1 .venv/bin/python -m pytest"
     assert command in readme and command in ci
     assert "pdfleet sandbox up" in readme
+
+
+def _uncommented(text: str, start: str, end: str) -> str:
+    """prod.yaml with the commented knobs between two markers made live (their trailing comments kept)."""
+    head, rest = text.split(start, 1)
+    marker_rest, rest = rest.split("\n", 1)  # the marker's own line stays a comment
+    block, tail = rest.split(end, 1)
+    live = "\n".join(line.replace("  # ", "  ", 1) if line.startswith("  # ") else line for line in block.splitlines())
+    return head + start + marker_rest + "\n" + live + "\n" + end + tail
+
+
+def test_the_router_and_peer_watch_defaults_written_in_prod_yaml_are_the_codes(tmp_path):
+    """The commented knobs of prod.yaml, made live, give the same cluster: they are the defaults, each documented."""
+    from pdfleet.cluster import load_cluster
+
+    original = (ROOT / "inventories/prod.yaml").read_text()
+    text = _uncommented(original, "  # Keeping the endpoint up", "\nmodel:")
+    text = _uncommented(text, "  # start_timeout: 3600", "\nruntime:")
+    assert text != original and "\n  health:" in text and "\n    interval_secs: 2 " in text
+    live = tmp_path / "prod.yaml"
+    live.write_text(text)
+    documented, default = load_cluster(live), load_cluster(ROOT / "inventories/prod.yaml")
+    assert documented.router == default.router
+    assert documented.peer_watch == default.peer_watch

@@ -76,7 +76,7 @@ def test_drained_failed_foreign_and_respecified_workers_are_removed():
     current = [
         registered(P0, status="failed", spec=specs(doc)[P0], worker_id="a"),
         registered(P1, spec=specs(doc)[P1], worker_id="b"),
-        registered(D, spec={"url": D, "worker_type": "decode"}, worker_id="c"),  # registered by an older spec
+        registered(D, status="not_ready", spec={"url": D, "worker_type": "decode"}, worker_id="c"),  # older spec
         registered("http://10.10.0.99:8055", worker_id="d"),
     ]
     actions = agent.plan(doc, current, {}, healthy=lambda url: True, now=100.0)
@@ -86,6 +86,18 @@ def test_drained_failed_foreign_and_respecified_workers_are_removed():
         ("delete", "c", "registered with another spec"),
         ("delete", "d", "not in the membership"),
     ]
+
+
+def test_a_changed_spec_re_registers_one_worker_of_a_role_at_a_time_while_the_others_serve():
+    doc = members()
+    old = {url: {**spec, "resilience": {"cb_failure_threshold": 9}} for url, spec in specs(doc).items()}
+    current = [registered(url, spec=spec, worker_id=url[-7:-5]) for url, spec in old.items()]
+    actions = agent.plan(doc, current, {}, healthy=lambda url: True, now=100.0)
+    # prefill-0 first (prefill-1 serves meanwhile); the decode, alone in its role, keeps its old spec while it
+    # serves (taking it out would stop the endpoint): it gets the new one when registered again after a restart.
+    assert [(a[0], a[2]) for a in actions] == [("delete", P0)]
+    current[0]["status"] = "draining"
+    assert agent.plan(doc, current, {}, healthy=lambda url: True, now=100.0) == []  # prefill-1 waits its turn
 
 
 def test_a_worker_still_draining_is_re_added_only_once_smg_forgot_it():

@@ -125,8 +125,10 @@ def plan(members: dict, registered: list[dict], pending: dict[str, float], healt
     """
     wanted = {w["spec"]["url"]: w for w in members["workers"] if w["instance"] not in members["drained"]}
     known = {w["spec"]["url"]: w for w in members["workers"]}
+    status_of = {w.get("url"): w.get("status") for w in registered}
     actions: list[tuple] = []
     present: set[str] = set()
+    respecified_roles: set[str] = set()
     for worker in registered:
         url, status = worker.get("url"), worker.get("status")
         if status == "draining":
@@ -141,9 +143,17 @@ def plan(members: dict, registered: list[dict], pending: dict[str, float], healt
             actions.append(("delete", worker["id"], url, "failed (smg never probes a failed worker again)"))
             present.add(url)
             continue
-        if worker.get("labels", {}).get(LABEL_SPEC) != spec_digest(wanted[url]["spec"]):
-            actions.append(("delete", worker["id"], url, "registered with another spec"))
         present.add(url)
+        if worker.get("labels", {}).get(LABEL_SPEC) != spec_digest(wanted[url]["spec"]):
+            # Registered again with its new spec, one worker of a role at a time and only while the role's other
+            # workers serve: a changed setting must not take a whole role out. The only worker of its role keeps
+            # its old spec while it serves; it takes the new one when it is registered again (its next restart).
+            role = wanted[url]["role"]
+            others = [u for u, w in wanted.items() if w["role"] == role and u != url]
+            serving_others = others and all(status_of.get(u) == "ready" for u in others)
+            if role not in respecified_roles and (serving_others or status != "ready"):
+                respecified_roles.add(role)
+                actions.append(("delete", worker["id"], url, "registered with another spec"))
     for url, worker in wanted.items():
         if url in present:
             continue

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -79,6 +80,10 @@ def test_drain_and_undrain_lose_nothing(sandbox_cluster):
     RESULTS["drain"] = row
     assert row["failed"] == 0, row
     assert row["while_drained"] in ("draining", "gone")
+    # pdfleet status says so, and a drain on purpose is nothing to be paged for (exit 0).
+    shown = row["status_while_drained"]
+    assert shown["drained"].startswith("by operator: fault scenario") and shown["router"] in ("draining", "absent")
+    assert row["status_exit"] == 0
 
 
 def test_restarting_the_last_decode_needs_the_switch_and_reports_the_outage(sandbox_cluster):
@@ -99,3 +104,46 @@ def test_a_dead_decode_rank_brings_its_peer_down_and_the_instance_back_whole(san
     assert row["rank0_down_s"] is not None and row["rank0_down_s"] <= 15, row
     # Both ranks back after RestartSec (30 s) and the rendezvous, ready in the router again.
     assert row["router_back_s"] is not None and row["router_back_s"] <= 90, row["router_view"]
+
+
+def test_a_membership_change_shows_in_the_dry_diff_and_never_restarts_the_router(sandbox_cluster):
+    """The prefills' breaker threshold changed: only the router's membership file differs; applied under load, the
+    router keeps running, the prefills are registered again one at a time, no request fails."""
+    cluster, work = sandbox_cluster
+    cluster.wait_ready()
+    inventory = cluster.inventory_with(
+        work / "membership", lambda doc: doc["router"].setdefault("circuit_breaker", {}).update(failure_threshold=2)
+    )
+    dry = faults.pyinfra("--dry", "--diff", str(inventory), "deploys/pd.py")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    shown = dry.stdout + dry.stderr
+    assert "/etc/pdfleet/router-members.json" in shown and '+          "cb_failure_threshold": 2,' in shown
+    router_pid = faults.ssh(cluster.router_node, "systemctl show -p MainPID --value pdfleet-router").strip()
+    since = faults.ssh(cluster.router_node, "date +%s").strip()
+    with cluster.load(20) as load:
+        time.sleep(2)
+        started = time.monotonic()
+        applied = faults.pyinfra(str(inventory), "deploys/pd.py")
+        assert applied.returncode == 0, applied.stderr[-3000:]
+        deadline = time.monotonic() + 60
+        while True:  # the agent re-registers the prefills with their new spec, one at a time
+            workers = json.loads(faults.ssh(cluster.router_node, "curl -s http://127.0.0.1:8000/workers"))["workers"]
+            thresholds = {
+                w["labels"]["pdfleet.instance"]: w.get("resilience", {}).get("cb_failure_threshold")
+                for w in workers
+                if w["status"] == "ready"
+            }
+            if thresholds.get("prefill-0") == 2 and thresholds.get("prefill-1") == 2:
+                break
+            assert time.monotonic() < deadline, thresholds
+            time.sleep(1)
+        time.sleep(2)
+    row = faults.summarize(load.results, since=started)
+    RESULTS["membership"] = row
+    assert faults.ssh(cluster.router_node, "systemctl show -p MainPID --value pdfleet-router").strip() == router_pid
+    assert row["failed"] == 0, row
+    log = faults.ssh(cluster.router_node, f"journalctl -u pdfleet-router-members --since @{since} -o cat --no-pager")
+    respecified = [line for line in log.splitlines() if "registered with another spec" in line]
+    assert len(respecified) == 2  # one prefill, then the other
+    back = faults.pyinfra(str(cluster.inventory), "deploys/pd.py")
+    assert back.returncode == 0, back.stderr[-3000:]
