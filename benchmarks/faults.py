@@ -80,8 +80,9 @@ def pdfleet(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 class SandboxCluster:
     """The sandbox cluster as the scenarios see it: its router, its engines, their load, the router's view."""
 
-    def __init__(self, inventory: Path = INVENTORY):
+    def __init__(self, inventory: Path = INVENTORY, same_prompt: bool = False):
         self.inventory = inventory
+        self.same_prompt = same_prompt
         self.cluster = load(inventory)
         self.serving = plan(self.cluster)
         self.router_url = self.serving.router.url
@@ -104,11 +105,26 @@ class SandboxCluster:
         except (ValueError, KeyError):
             return None
 
+    def requests_total(self, instance: str) -> float:
+        """Requests the instance's rank 0 has taken since its start (SGLang's sglang:num_requests_total)."""
+        spec = self.serving.ranks(instance)[0]
+        text = ssh(spec.host, f"curl -s --max-time 5 http://{spec.address}:{spec.http_port}/metrics", check=False)
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("sglang:num_requests_total")
+        )
+
+    def busiest(self, role: str) -> str:
+        """The instance of `role` that took the most requests over the last 2 s."""
+        names = [i.name for i in self.cluster.instances if i.role == role]
+        before = {name: self.requests_total(name) for name in names}
+        time.sleep(2)
+        return max(names, key=lambda name: self.requests_total(name) - before[name])
+
     def veth(self, node: str) -> str:
         return f"{VETH_PREFIX}{[n.name for n in self.cluster.nodes].index(node)}"
 
     def load(self, rate: float) -> OpenLoad:
-        return OpenLoad(self.router_url, self.model, rate=rate, timeout=60)
+        return OpenLoad(self.router_url, self.model, rate=rate, timeout=60, same_prompt=self.same_prompt)
 
     def inventory_with(self, directory: Path, change) -> Path:
         """A copy of the sandbox inventory with `change(doc)` applied (same file name: rendered headers match)."""
@@ -126,10 +142,12 @@ class SandboxCluster:
         ranks at once, each restart waited for (its unit is active once /health answers), then the router."""
         for spec in self.serving.servers:
             ssh(spec.host, f"mkdir -p {KNOBS} && echo {milliseconds} > {KNOBS}/latency-ms")
+        # Every rank stopped, then every rank started (a multi-node instance restarts as one); reset-failed: the
+        # scenarios' kills count against the units' start limit (StartLimitBurst).
         with ThreadPoolExecutor(max_workers=len(self.serving.servers)) as pool:
-            # reset-failed: the scenarios' kills count against the units' start limit (StartLimitBurst).
-            restart = "systemctl reset-failed {0} 2>/dev/null; systemctl restart {0}"
-            list(pool.map(lambda spec: ssh(spec.host, restart.format(spec.unit)), self.serving.servers))
+            list(pool.map(lambda spec: ssh(spec.host, f"systemctl stop {spec.unit}"), self.serving.servers))
+            start = "systemctl reset-failed {0} 2>/dev/null; systemctl start {0}"
+            list(pool.map(lambda spec: ssh(spec.host, start.format(spec.unit)), self.serving.servers))
         self.wait_ready(timeout=180)
 
     def wait_ready(self, timeout: float = 120) -> float:
@@ -174,10 +192,14 @@ def _back(marks, after: float = 0.0) -> float | None:
 # ----- the scenarios: each returns its row -----
 
 
-def kill_prefill(sandbox: SandboxCluster, rate: float, instance: str = "prefill-1") -> dict:
-    spec = sandbox.serving.ranks(instance)[0]
+def kill_prefill(sandbox: SandboxCluster, rate: float, instance: str = "busiest") -> dict:
+    """kill -9 of a prefill's server: by default the one taking the most requests (with one prompt for every
+    request, cache-aware routing sends them all to one prefill: the case that black-holed the endpoint)."""
     with sandbox.load(rate) as load:
-        time.sleep(5)
+        time.sleep(3)
+        if instance == "busiest":
+            instance = sandbox.busiest("prefill")
+        spec = sandbox.serving.ranks(instance)[0]
         in_flight = sandbox.in_flight(instance)
         t0 = time.monotonic()
         ssh(spec.host, f"systemctl kill -s KILL {spec.unit}")
@@ -363,9 +385,14 @@ SCENARIOS = ("kill", "cut", "roll", "drain", "decode", "rank")
 
 
 def run(
-    only=SCENARIOS, rate: float = 20.0, latency_ms: int = 200, cut_seconds: float = 60.0, inventory: Path = INVENTORY
+    only=SCENARIOS,
+    rate: float = 20.0,
+    latency_ms: int = 200,
+    cut_seconds: float = 60.0,
+    inventory: Path = INVENTORY,
+    same_prompt: bool = False,
 ) -> list[dict]:
-    sandbox = SandboxCluster(inventory)
+    sandbox = SandboxCluster(inventory, same_prompt)
     converge = pyinfra(str(sandbox.inventory), "deploys/pd.py")
     if converge.returncode != 0:
         raise RuntimeError(f"the converge before the scenarios failed:\n{converge.stderr[-3000:]}")
@@ -388,7 +415,10 @@ def run(
                 elif name == "rank":
                     rows.append(kill_decode_rank(sandbox, rate))
     finally:
-        sandbox.set_latency(0)
+        try:
+            sandbox.set_latency(0)
+        except RuntimeError as error:  # the rows measured so far are still worth printing
+            print(f"warning: restoring the engines' latency failed: {error}", file=sys.stderr)
         # Back to the inventory's own inputs (the scenarios changed env values).
         pyinfra("--data", "pdfleet_allow_outage=all", str(sandbox.inventory), "deploys/pd.py")
     return rows
@@ -427,17 +457,22 @@ def main() -> None:
     parser.add_argument(
         "--inventory", type=Path, default=INVENTORY, help="a copy of the sandbox inventory (other router knobs)"
     )
+    parser.add_argument(
+        "--same-prompt",
+        action="store_true",
+        help="one prompt for every request (cache-aware routing keeps it on one prefill)",
+    )
     args = parser.parse_args()
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(only) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
-    rows = run(only, args.rate, args.latency_ms, args.cut_seconds, args.inventory.resolve())
+    rows = run(only, args.rate, args.latency_ms, args.cut_seconds, args.inventory.resolve(), args.same_prompt)
     print(f"faults under an open-loop load of {args.rate:g} chat completions/s through the router (stand-in "
           f"engines at {args.latency_ms} ms per request):")  # fmt: skip
     print(table(rows))
     for row in rows:
-        extra = {k: v for k, v in row.items() if k not in ("requests", "failed", "codes", "samples", "scenario")}
+        extra = {k: v for k, v in row.items() if k not in ("requests", "failed", "codes", "scenario")}
         print(f"  {row['scenario']}: codes {row['codes'] or '-'}; {json.dumps(extra)}")
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -151,8 +151,15 @@ def _wait_healthy(instance: str, ranks: list[tuple[str, str]], url: str, timeout
 
 
 def _start_all(ranks: list[tuple[str, str]], instance: str, digest: str, restart: bool) -> None:
-    """Every rank started (or restarted) without waiting, its new digest recorded."""
-    verb = "restart" if restart else "start"
+    """Every rank started (or restarted) without waiting for it to serve, its new digest recorded.
+
+    A multi-node instance restarts as one: every rank stopped first, then every rank started, so that no new rank
+    meets an old one still in the collective (a rank restarted beside a live peer cannot rejoin it).
+    """
+    if restart and len(ranks) > 1:
+        for node, unit in ranks:
+            _run(node, f"systemctl stop {shlex.quote(unit)}", f"stop of {unit}")
+    verb = "restart" if restart and len(ranks) == 1 else "start"
     for node, unit in ranks:
         _run(
             node,

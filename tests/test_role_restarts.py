@@ -81,8 +81,12 @@ def test_the_last_decode_is_refused_before_any_change_and_restarts_with_the_swit
     with pytest.raises(DeployError, match="only decode instance: restarting it is an outage"):
         converge(restarts, answers(stale), inventory_yaml=PROD)
     runs = converge(restarts, answers(stale), inventory_yaml=PROD, extra_data={"pdfleet_allow_outage": "decode"})
-    for node in ("decode-0", "decode-1"):  # both ranks, driven from rank 0's node
-        assert runs[node].ran("systemctl restart --no-block sglang-decode.service"), node
+    for node in ("decode-0", "decode-1"):  # both ranks, driven from rank 0's node: all stopped, then all started
+        assert runs[node].ran("systemctl stop sglang-decode.service"), node
+        assert runs[node].ran("systemctl start --no-block sglang-decode.service"), node
+    stop_1 = runs["decode-1"].commands.index(next(c for c in runs["decode-1"].commands if "systemctl stop" in c))
+    start_1 = runs["decode-1"].commands.index(next(c for c in runs["decode-1"].commands if "start --no-block" in c))
+    assert stop_1 < start_1
     assert runs["prefill-0"].ran(f"{AGENT} drain") and runs["prefill-0"].ran(f"{AGENT} undrain")
 
 
