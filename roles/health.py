@@ -68,6 +68,29 @@ def _wait(url: str, deadline: float, node: str, units: tuple[str, ...]) -> tuple
         time.sleep(POLL_INTERVAL)
 
 
+def _ready_in_router(router: str) -> set[str]:
+    """The workers the router reports ready (its own health checks), from the router's node; none if it does
+    not answer."""
+    ok, answer = _curl(f"{router}/workers", timeout=5)
+    try:
+        workers = json.loads(answer.split(": ", 1)[1])["workers"] if ok else []
+    except (ValueError, KeyError, IndexError, TypeError):
+        workers = []
+    return {w.get("url") for w in workers if w.get("status") == "ready"}
+
+
+def _healthy_now(urls: list[str]) -> set[str]:
+    """The URLs that answer 200 now, asked in parallel from the router's node."""
+    probes = " ".join(
+        f"( code=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 {shlex.quote(url)}); echo \"$code {url}\" ) &"
+        for url in urls
+    )
+    if not urls:
+        return set()
+    _, output = host.run_shell_command(f"{probes} wait", print_output=False)
+    return {line.split(" ", 1)[1] for line in output.stdout_lines if line.startswith("200 ")}
+
+
 @operation()
 def gate(timeout: int):
     """
@@ -81,10 +104,18 @@ def gate(timeout: int):
     serving = common.serving_plan()
     cluster = common.cluster()
     deadline = time.monotonic() + timeout
-    for spec in serving.servers:
-        if not spec.serves_api:
-            continue
+    heads = [spec for spec in serving.servers if spec.serves_api]
+    # The router probes every worker's /health every few seconds: the workers it reports ready are healthy. SGLang's
+    # /health runs a one-token generation (about a second): the others are asked at once, and only those not
+    # healthy yet are waited for, one by one.
+    urls = [f"http://{spec.address}:{spec.http_port}" for spec in heads]
+    healthy = _ready_in_router(serving.router.local_url) & set(urls)
+    healthy |= {url.removesuffix("/health") for url in _healthy_now([f"{u}/health" for u in urls if u not in healthy])}
+    for spec in heads:
         url = f"http://{spec.address}:{spec.http_port}/health"
+        if url.removesuffix("/health") in healthy:
+            logger.info(f"{host.print_prefix}health gate | {spec.instance}: healthy")
+            continue
         ok, answer = _wait(url, deadline, spec.host, (spec.precompile_unit, spec.unit))
         if not ok:
             raise OperationError(
