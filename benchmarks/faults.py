@@ -55,9 +55,10 @@ def ssh(host: str, command: str, check: bool = True) -> str:
     return result.stdout
 
 
-def pyinfra(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def pyinfra(*args: str, timeout: float = 900, yes: bool = True) -> subprocess.CompletedProcess:
+    """The pyinfra CLI from the checkout; `yes=False` for --dry runs that must print their change detection."""
     return subprocess.run(
-        [str(BIN / "pyinfra"), "-y", *args],
+        [str(BIN / "pyinfra"), *(("-y",) if yes else ()), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -624,8 +624,8 @@ def _read_router(top: Section, node_by_name) -> Router:
     if node is not None and node not in node_by_name:
         r.error("node", repr(node), f"a node listed under nodes: {', '.join(node_by_name) or '(none)'}")
     policy = {"expected": f"one of {', '.join(ROUTER_POLICIES)}", "check": lambda v: v in ROUTER_POLICIES}
-    # Measured on the sandbox under load (docs/router-resilience.md): these defaults keep a crashed prefill to the
-    # requests it held and take a silent node out within 10 s.
+    # Measured under load (docs/router-resilience.md): these defaults keep a crashed prefill to the requests it
+    # held and take a silent node out within 10 s.
     h = r.section("health")
     health = RouterHealth(
         interval_secs=h.integer("interval_secs", 2, lo=1, hi=3600),  # seconds between probes of a worker's /health

@@ -3,7 +3,7 @@
 Open loop: a request every 1/rate seconds, each on its own thread, whatever the earlier ones do, as independent
 users send them (a few closed-loop client threads would all end up waiting on one stuck instance and report a
 silence no user sees). Bounded: at most `max_in_flight` requests at once and `timeout` seconds each; the caller
-decides how long it runs. Used by the fault scenarios (benchmarks/faults.py, tests/sandbox/test_faults.py).
+decides how long it runs. The fault scenarios (benchmarks/faults.py) and their tests use it.
 
     with OpenLoad("http://10.77.0.11:8000", "DeepSeek-V3.2", rate=20) as load:
         ... break something ...

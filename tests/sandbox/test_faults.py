@@ -114,7 +114,7 @@ def test_a_membership_change_shows_in_the_dry_diff_and_never_restarts_the_router
     inventory = cluster.inventory_with(
         work / "membership", lambda doc: doc["router"].setdefault("circuit_breaker", {}).update(failure_threshold=2)
     )
-    dry = faults.pyinfra("--dry", "--diff", str(inventory), "deploys/pd.py")
+    dry = faults.pyinfra("--dry", "--diff", str(inventory), "deploys/pd.py", yes=False)
     assert dry.returncode == 0, dry.stderr[-3000:]
     shown = dry.stdout + dry.stderr
     assert "/etc/pdfleet/router-members.json" in shown and '+          "cb_failure_threshold": 2,' in shown

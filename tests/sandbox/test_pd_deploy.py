@@ -268,13 +268,14 @@ def test_a_failing_instance_is_named_by_the_gate_with_its_journal(cluster, tmp_p
         [prefill] = [i for i in doc["instances"] if i["name"] == "prefill-1"]
         prefill["extra_args"] = ["--model-path", "/models/elsewhere"]  # appended: the last one wins
 
-    result = run_pd(inventory=inventory_with(tmp_path, misconfigure))
+    # The earlier tests left the cluster on another revision: the decode (the last of its role) rolls back too.
+    result = run_pd("--data", "pdfleet_allow_outage=decode", inventory=inventory_with(tmp_path, misconfigure))
     assert result.returncode != 0
     # Its rolling restart stops at it: out of the router, named with its journal; prefill-0 keeps serving.
     assert "prefill-1: sglang-prefill-1.service on prefill-1 is auto-restart after its restart" in result.stderr
     assert "it stays out of the router" in result.stderr
     assert "--model-path /models/elsewhere does not exist" in result.stderr  # from its journal
-    restored = run_pd()
+    restored = run_pd("--data", "pdfleet_allow_outage=decode")
     assert restored.returncode == 0, restored.stderr[-3000:]
     # Started again with the inventory's inputs, then back into the router, which it had been taken out of.
     assert "Restart | prefill-1: ready in the router" in restored.stderr

@@ -1,6 +1,6 @@
 """The real PD router (smg) in front of stand-in prefill and decode servers, on the sandbox hosts, with exactly
-the commands and environment pdfleet plans for inventories/sandbox.yaml. (The serving layer's units and health
-gate come later; here the plan's argv runs as transient systemd units.)"""
+the commands, environment and router membership pdfleet plans for inventories/sandbox.yaml. (The serving layer's
+units and health gate come later; here the plan's argv and the membership agent run as transient systemd units.)"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from pdfleet.inventory import load
+from pdfleet.render import members_file
 from pdfleet.serving import plan
 from tests.sandbox.conftest import ROOT, on_host
 
@@ -68,6 +69,18 @@ def test_real_router_in_pd_mode_returns_200_for_a_chat_completion(sandbox):
                     time.sleep(1)
         _run_unit(serving.router.host, "router", serving.router.argv, {})
         units.append((serving.router.host, "router"))
+        # The router starts with no worker: the membership agent registers them through its worker API.
+        agent = (ROOT / "pdfleet/onhost/router_members.py").read_text()
+        scratch = "/var/tmp/pdfleet-test-router"
+        on_host(
+            serving.router.host,
+            f"mkdir -p {scratch} && cat > {scratch}/agent.py <<'PDFLEET_EOF'\n{agent}PDFLEET_EOF\n"
+            f"cat > {scratch}/members.json <<'PDFLEET_EOF'\n{members_file(serving).content}PDFLEET_EOF",
+        )
+        _run_unit(
+            serving.router.host, "members", ["python3", f"{scratch}/agent.py", "run", f"{scratch}/members.json"], {}
+        )
+        units.append((serving.router.host, "members"))
 
         deadline = time.monotonic() + 90
         while True:
