@@ -131,7 +131,13 @@ def reboot_wave(wave: int, waves_total: int, member: bool, reasons: list[str] | 
     if not member:
         return
     why = "; ".join(reasons) if reasons else "changed in this run"
-    logger.info(f"{host.print_prefix}Reboot | wave {wave}/{waves_total}: rebooting ({why})")
+
+    def announce(state, host) -> None:
+        logger.info(f"{host.print_prefix}Reboot | wave {wave}/{waves_total}: rebooting ({why})")
+
+    # Said when it happens: a wave whose reboot hangs on this run's changes (`_if`) may not happen at all, as in
+    # every --dry run and every run that changed nothing.
+    yield FunctionCommand(announce, (), {})
     # The journal says why the host rebooted; the reboot is detached so the SSH channel closes before it drops.
     yield StringCommand(f'logger -t pdfleet "reboot (wave {wave}/{waves_total}): $(paste -sd";" {MARK})"')
     yield StringCommand("( sleep 1 && systemctl reboot ) </dev/null >/dev/null 2>&1 &")

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -117,7 +118,9 @@ def test_a_membership_change_shows_in_the_dry_diff_and_never_restarts_the_router
     dry = faults.pyinfra("--dry", "--diff", str(inventory), "deploys/pd.py", yes=False)
     assert dry.returncode == 0, dry.stderr[-3000:]
     shown = dry.stdout + dry.stderr
-    assert "/etc/pdfleet/router-members.json" in shown and '+          "cb_failure_threshold": 2,' in shown
+    assert "Will modify /etc/pdfleet/router-members.json" in shown, shown[-3000:]
+    assert re.search(r'^\s*-\s+"cb_failure_threshold": 1,$', shown, re.M), shown[-3000:]
+    assert re.search(r'^\s*\+\s+"cb_failure_threshold": 2,$', shown, re.M), shown[-3000:]
     router_pid = faults.ssh(cluster.router_node, "systemctl show -p MainPID --value pdfleet-router").strip()
     since = faults.ssh(cluster.router_node, "date +%s").strip()
     with cluster.load(20) as load:
