@@ -512,6 +512,28 @@ def status_command(inventory: str, as_json: bool) -> None:
     sys.exit(1 if missing or status.attention(serving, reports) else 0)
 
 
+@main.command("replace-node")
+@inventory_argument
+@click.argument("old")
+@click.argument("new")
+@click.option("--yes", is_flag=True, help="Do not ask to type OLD's name (for scripts).")
+@click.option("--dry", is_flag=True, help="Print every step and the inventory diff; change nothing.")
+@click.option("--allow-outage", is_flag=True, help="Go ahead although OLD serves the last instance of its role.")
+def replace_node_command(inventory: str, old: str, new: str, yes: bool, dry: bool, allow_outage: bool) -> None:
+    """Replace node OLD by NEW: a spare of INVENTORY (in no instance), or OLD itself after a re-image.
+
+    Steps, each printed and each safe to run again: validate, confirm (type OLD's name; --yes), drain OLD's
+    instance if OLD answers, retire OLD (its units stopped, disabled, removed: it never rejoins), the inventory
+    rewritten with NEW in OLD's place (diff shown; comments kept), a re-imaged node's new host key pinned after a
+    guard, deploys/pd.py (NEW from bare, weights and DeepGEMM cache from peers, the health gate), undrain. An
+    interrupted run continues when the same command runs again (docs/runbooks/replace-node.md). Exit 0 done,
+    1 a step failed (run again to continue), 2 refused before any change.
+    """
+    from pdfleet.replace import replace_node
+
+    replace_node(inventory, _load(inventory), old, new, yes, dry, allow_outage)
+
+
 from pdfleet.sandbox.cli import sandbox  # noqa: E402  (the subcommand group, beside the offline views)
 
 main.add_command(sandbox)

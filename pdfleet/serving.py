@@ -169,6 +169,16 @@ class ServingPlan:
         ranks = self.ranks(compiler)
         return (ranks[spec.rank] if spec.rank < len(ranks) else ranks[0]).host
 
+    def deep_gemm_peers(self, host: str) -> list[str]:
+        """The other nodes whose DeepGEMM cache is built for this node's key: the same rank of other instances
+        first, then the other ranks (a multi-node instance's ranks hold the same kernels). A compiling node that
+        was replaced takes its cache from them instead of compiling."""
+        spec = self.server(host)
+        if spec is None:
+            return []
+        same = [s for s in self.servers if s.deep_gemm_key == spec.deep_gemm_key and s.host != host]
+        return [s.host for s in sorted(same, key=lambda s: s.rank != spec.rank)]
+
 
 def plan(cluster: Cluster) -> ServingPlan:
     dialect = dialects.DIALECTS[cluster.sglang_version]

@@ -114,10 +114,56 @@ def cache_copied(
     yield FunctionCommand(_copy_and_report, (script,), {})
 
 
+def peer_script(
+    cache: str, key_path: str, peers: list[tuple[str, str]], port: int, scratch: str = "/run/pdfleet"
+) -> str:
+    """Copy the cache from the first peer whose cache carries this node's key; when none does, say so and leave
+    the cache unstamped (the precompile unit compiles). A peer that does not answer within 5 s is passed over."""
+    q = shlex.quote
+    seen = f"{scratch}/deep-gemm-peer.key"
+    tries = []
+    for name, address in peers:
+        url = f"rsync://{address}:{port}/{CACHE_MODULE}/"
+        tries.append(
+            f"if rsync -q --contimeout=5 --timeout=30 {q(url + CACHE_STAMP)} {q(seen)} 2>/dev/null "
+            f"&& cmp -s {q(seen)} {q(key_path)}; then "
+            f"rm -f {q(f'{cache}/{CACHE_STAMP}')} && rsync -a --exclude=/{CACHE_STAMP} {q(url)} {q(cache + '/')} && "
+            f"install -m 0644 {q(key_path)} {q(f'{cache}/{CACHE_STAMP}')} && "
+            f"echo {q(f'pdfleet: copied from {name}, which holds it for the same key')} && exit 0; fi"
+        )
+    none = q(f"pdfleet: no peer holds a cache for this key ({', '.join(n for n, _ in peers)}); compiled when its "
+             "server starts")  # fmt: skip
+    return f"mkdir -p {q(scratch)} {q(cache)}; " + "; ".join(tries) + f"; echo {none}; exit 0"
+
+
+@operation()
+def cache_from_peer(cache: str, key_path: str, key_text: str, peers: list[tuple[str, str]], port: int):
+    """
+    A compiling node's DeepGEMM cache taken from a peer that holds it for the same key, before its instance
+    starts: a replaced or re-imaged compiling node does not compile what the cluster already has.
+
+    + cache: the cache directory
+    + key_path / key_text: this node's key file and its text
+    + peers: (name, address) of the nodes with the same key, in the order to try them; empty when this node does
+      not compile (it copies in cache_copied) or no other node has its key
+    + port: the peers' share port
+    """
+    if not peers:
+        host.noop("DeepGEMM: no peer with this node's key to take the cache from")
+        return
+    if host.get_fact(Sha1File, path=f"{cache}/{CACHE_STAMP}") == hashlib.sha1(key_text.encode()).hexdigest():
+        host.noop("DeepGEMM cache built for this key")
+        return
+    yield FunctionCommand(_copy_and_report, (peer_script(cache, key_path, peers, port),), {})
+
+
 def _copy_and_report(state, host, script: str) -> bool:
     """Run the copy. What it says is shown (a warning when it compiles instead of copying, since the node then
     takes longer to serve; an error when it fails) and kept out of pyinfra's own output otherwise."""
     ok, output = host.run_shell_command(StringCommand(script), print_output=False)
+    for line in output.stdout_lines:
+        if line.startswith("pdfleet: "):
+            logger.info(f"{host.print_prefix}DeepGEMM | {line.removeprefix('pdfleet: ')}")
     for line in output.stderr_lines:
         if ok and line.startswith("pdfleet: "):
             logger.warning(f"{host.print_prefix}DeepGEMM | {line.removeprefix('pdfleet: ')}")

@@ -35,7 +35,7 @@ from pdfleet.render import instance_inputs, key_file
 from pdfleet.restartplan import Step, decide
 from pdfleet.serving import MEMBERS_AGENT, MEMBERS_FILE
 from roles import common
-from roles.deepgemm import cache_copied
+from roles.deepgemm import cache_copied, cache_from_peer
 from roles.router import RouterMembership
 
 # Per instance: the digest of the inputs its unit was last (re)started with (pdfleet.render.instance_inputs).
@@ -293,9 +293,18 @@ def restarts():
     node = common.node_name()
     compiling = [i for i in cluster.instances if serving.deep_gemm_source(i.head) is None]
     copying = [i for i in cluster.instances if i not in compiling]
+    mine = serving.server(node)
+    peers = serving.deep_gemm_peers(node) if mine and serving.deep_gemm_source(node) is None else []
+    cache_from_peer(
+        name="DeepGEMM cache of a compiling node taken from a peer holding its key",
+        cache=cluster.deep_gemm_cache,
+        key_path=key_file(mine.instance) if mine else "",
+        key_text=mine.deep_gemm_key if mine else "",
+        peers=[(name, cluster.node(name).address) for name in peers],
+        port=cluster.share_port,
+    )
     for instance in host.loop(compiling):
         _instance_step(serving, instance)
-    mine = serving.server(node)
     source = serving.deep_gemm_source(node)
     source_node = cluster.node(source) if source else None
     cache_copied(

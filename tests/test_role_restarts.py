@@ -97,6 +97,7 @@ def test_a_fresh_cluster_starts_everything_at_once_the_copies_after_their_source
     runs = converge(restarts, fresh, inventory_yaml=PROD)
     names = list(runs["prefill-1"].will_change)
     assert names == [
+        "Restart | DeepGEMM cache of a compiling node taken from a peer holding its key",
         "Restart | prefill-0: running its current inputs, instances in turn",
         "Restart | decode: running its current inputs, instances in turn",
         "Restart | DeepGEMM caches copied from the compiling instances",
@@ -123,3 +124,22 @@ def test_a_failed_instance_with_current_inputs_is_started_and_one_left_out_by_a_
     operator = {"prefill-1": {"by": "operator", "reason": "disk", "since": "2026-12-06T03:00:00Z"}}
     runs = converge(restarts, answers(digests(), drained=operator), inventory_yaml=PROD)
     assert not runs["prefill-0"].ran(f"{AGENT} undrain")  # an operator's drain stays
+
+
+def test_a_replaced_compiling_node_takes_its_cache_from_a_peer_with_its_key_before_it_starts():
+    """prefill-0 compiles for its key (first instance); re-imaged, it holds no cache: it copies prefill-1's (same
+    key) before its instance starts, instead of compiling. decode-1, rank 1 of the compiling decode, the same from
+    decode-0. The nodes whose cache is current do nothing."""
+    serving = plan(load_cluster(PROD))
+    state = answers(digests())
+    stamp = f"{serving.cluster.deep_gemm_cache}/{CACHE_STAMP}"
+    for node in ("prefill-0", "decode-1"):
+        state[node] = {command: answer for command, answer in state[node].items() if stamp not in str(command)}
+    runs = converge(restarts, state, inventory_yaml=PROD)
+    step = "Restart | DeepGEMM cache of a compiling node taken from a peer holding its key"
+    port = serving.cluster.share_port
+    assert runs["prefill-0"].will_change[step] and runs["decode-1"].will_change[step]
+    assert runs["prefill-0"].ran(f"rsync://10.10.0.12:{port}/"), runs["prefill-0"].commands
+    assert runs["decode-1"].ran(f"rsync://10.10.0.13:{port}/"), runs["decode-1"].commands
+    for node in ("prefill-1", "decode-0"):
+        assert not runs[node].will_change[step], node

@@ -115,6 +115,22 @@ def purge(inventory: Path) -> None:
 
 @sandbox.command()
 @inventory_option
+@click.argument("host")
+def reimage(inventory: Path, host: str) -> None:
+    """Wipe HOST's disk and boot it fresh (a new SSH host key, nothing installed), as a re-imaged node comes back.
+    The pinned host keys stay as they were: `pdfleet replace-node INVENTORY HOST HOST` pins the new one."""
+    sb = _sandbox(inventory)
+    started_at = time.monotonic()
+    try:
+        sb.reimage(host)
+    except SandboxError as exc:
+        click.echo(f"pdfleet sandbox: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{host} re-imaged and booted in {time.monotonic() - started_at:.1f} s")
+
+
+@sandbox.command()
+@inventory_option
 def status(inventory: Path) -> None:
     """Each host's address, PID 1 and systemd state; the stand-in hub's address, PID and state."""
     sb = _sandbox(inventory)

@@ -368,6 +368,20 @@ class Sandbox:
             raise SandboxError(f"{host.name} is not running")
         return run("nsenter", "-t", str(pid), "-m", "-p", "-n", "-u", "-i", "-C", *cmd, check=False)
 
+    def reimage(self, name: str) -> None:
+        """Wipe one host's disk and boot it fresh, as a re-imaged machine comes back: same name and address, a new
+        SSH host key, nothing of the cluster on it. The pinned keys are left as they were (the replacement runbook
+        pins the new one after its guard)."""
+        self._check_root()
+        host = next((h for h in self.hosts if h.name == name), None)
+        if host is None:
+            raise SandboxError(f"{name}: not a host of {self.inventory} ({', '.join(h.name for h in self.hosts)})")
+        self._stop(host)
+        shutil.rmtree(self.paths.host(host.name), ignore_errors=True)
+        self._create(host)
+        self._start(host)
+        self.wait_ready([host])
+
     # ----- down -----
 
     def started_hosts(self) -> list[Host]:
