@@ -254,8 +254,9 @@ def _drain(run: Replace, replacement: Replacement, record: dict) -> None:
     if router == run.old:
         say("drain", "the router ran on the node being replaced: nothing to drain through")
         return
+    reason = f"replace-node {run.old} by {run.new}"
     data = ["--limit", router, "--data", f"pdfleet_drain={replacement.instance}", "--data",
-            "pdfleet_drain_action=drain", "--data", f"pdfleet_drain_reason=replace-node {run.old} by {run.new}"]  # fmt: skip
+            "pdfleet_drain_action=drain", "--data", f"pdfleet_drain_reason={reason}"]  # fmt: skip
     say("drain", f"{replacement.instance} out of the router on {router}, its requests finishing ...")
     result = run.pyinfra("drain.py", *data)
     for line in (result.stderr + result.stdout).splitlines():
