@@ -273,9 +273,10 @@ def _retire(run: Replace, replacement: Replacement, record: dict) -> None:
         return
     answers, why = run.answers(run.old)
     if not answers:
+        address = run.cluster.node(run.old).address
         say("retire", f"WARNING {run.old} does not answer ({why}): its units could not be disabled. Before it comes "
-            "back on the network, wipe it, or when it answers run: "
-            + run.by_hand("retire.py", "--limit", run.old))  # fmt: skip
+            f"back on the network, wipe it, or when it answers run: pyinfra {address} deploys/retire.py "
+            f"(with your SSH user and key; docs/runbooks/replace-node.md)")  # fmt: skip
         return
     result = run.pyinfra(
         "retire.py", "--limit", run.old, "--data", f"pdfleet_retire_note=replaced by {run.new} (pdfleet replace-node)"

@@ -15,50 +15,42 @@ import shlex
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
 
-from pdfleet.serving import MEMBERS_UNIT, ROUTER_UNIT, UNIT_DIR
+from pdfleet.serving import UNIT_DIR
 
 RETIRED_DIR = "/var/lib/pdfleet/retired"
 RETIRED_MARK = "/etc/pdfleet/retired"
+# The units that make a node part of a pdfleet cluster: every instance's (server, DeepGEMM precompile, peer watch)
+# and the router's. Matched by name on the node, so a node is retired whatever inventory it was converged from.
+SERVING_UNIT_GLOBS = ("sglang-*.service", "pdfleet-router.service", "pdfleet-router-members.service")
 
 
 class PresentUnitFiles(FactBase):
-    """Which of the given unit files (or their drop-in directories) exist under /etc/systemd/system."""
+    """The unit files (and drop-in directories) under /etc/systemd/system matching the given globs."""
 
-    def command(self, units: tuple[str, ...]) -> str:
-        paths = " ".join(shlex.quote(f"{UNIT_DIR}/{u}{suffix}") for u in units for suffix in ("", ".d"))
-        return f'for p in {paths}; do [ -e "$p" ] && echo "$p"; done; true'
+    def command(self, globs: tuple[str, ...]) -> str:
+        patterns = " ".join(f"{UNIT_DIR}/{g}{suffix}" for g in globs for suffix in ("", ".d"))
+        return f'for p in {patterns}; do [ -e "$p" ] && echo "$p"; done; true'
 
     def process(self, output: list[str]) -> list[str]:
-        return [line.strip() for line in output if line.strip()]
-
-
-def serving_units(spec, router: bool) -> tuple[str, ...]:
-    """The units that make a node part of the cluster: its instance's (server, precompile, peer watch) and the
-    router's when it runs there."""
-    units: list[str] = []
-    if spec is not None:
-        units += [spec.unit, spec.precompile_unit, spec.peer_watch_unit]
-    if router:
-        units += [ROUTER_UNIT, MEMBERS_UNIT]
-    return tuple(units)
+        return sorted({line.strip() for line in output if line.strip()})
 
 
 @operation()
-def units_retired(units: tuple[str, ...], note: str):
+def units_retired(note: str, globs: tuple[str, ...] = SERVING_UNIT_GLOBS):
     """
-    Stop and disable the units, move their unit files out of systemd's reach, write the retired mark.
+    Stop and disable the node's serving units, move their unit files out of systemd's reach, write the mark.
 
-    + units: the unit names (those already gone are skipped)
-    + note: one line for the mark (cluster, when, replaced by whom)
+    + note: one line for the mark (cluster, replaced by whom)
+    + globs: which unit files count as serving (default: SGLang instances and the router)
     """
-    present = host.get_fact(PresentUnitFiles, units=units)
+    present = host.get_fact(PresentUnitFiles, globs=globs)
     if not present:
-        host.noop(f"no serving unit left on this node ({', '.join(units) or 'none planned'})")
+        host.noop("no serving unit left on this node")
         return
     names = sorted({p.rsplit("/", 1)[1].removesuffix(".d") for p in present})
     quoted = " ".join(shlex.quote(n) for n in names)
-    # --no-block is not used: the stop must be over (the engine's drain bounded by TimeoutStopSec) before the
-    # files move, or systemd would lose track of a unit still stopping.
+    # Not --no-block: the stop (the engine's drain, bounded by TimeoutStopSec) must be over before the files move,
+    # or systemd would lose track of a unit still stopping.
     yield StringCommand(f"systemctl disable --now {quoted} 2>&1 || true")
     yield StringCommand(f"mkdir -p {RETIRED_DIR}")
     for path in present:

@@ -48,3 +48,49 @@ def test_the_router_and_peer_watch_defaults_written_in_prod_yaml_are_the_codes(t
     documented, default = load_cluster(live), load_cluster(ROOT / "inventories/prod.yaml")
     assert documented.router == default.router
     assert documented.peer_watch == default.peer_watch
+
+
+def _runbook_commands() -> list[tuple[str, list[str]]]:
+    """Every `pdfleet ...` and `pyinfra ...` command of the runbooks' indented blocks and `inline` code."""
+    import re
+    import shlex
+
+    found = []
+    for page in sorted((ROOT / "docs/runbooks").glob("*.md")):
+        text = page.read_text()
+        lines = [line[4:] for line in text.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+        lines += re.findall(r"`((?:pdfleet|pyinfra) [^`]+)`", text)
+        for line in lines:
+            command = line.split("  #", 1)[0].strip()
+            is_output = command.startswith("pyinfra ") and "deploys/" not in command  # pyinfra's own messages
+            if command.startswith(("pdfleet ", "pyinfra ")) and "..." not in command and not is_output:
+                found.append((page.name, shlex.split(command)))
+    return found
+
+
+def test_every_runbook_command_parses_and_a_test_runs_its_form():
+    """Each command of docs/runbooks/: pdfleet's parse with pdfleet's own CLI; its subcommand (or deploy) and every
+    option it uses appear in a test that runs it (tests/, sandbox ring included)."""
+    from click.testing import CliRunner
+
+    from pdfleet.cli import main
+
+    tests = (
+        "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
+        + (ROOT / "benchmarks").joinpath("faults.py").read_text()
+        + (ROOT / "benchmarks/replace.py").read_text()
+    )
+    commands = _runbook_commands()
+    assert len(commands) >= 20, commands
+    for page, argv in commands:
+        if argv[0] == "pdfleet":
+            parsed = CliRunner().invoke(main, [*argv[1:3], "--help"])
+            assert parsed.exit_code == 0, (page, argv, parsed.output)
+            for option in (a.split("=", 1)[0] for a in argv if a.startswith("--")):
+                assert option in parsed.output, (page, argv, option)
+            subject = argv[1]
+        else:
+            subject = next(a for a in argv if a.startswith("deploys/"))
+        assert f'"{subject}"' in tests or f"'{subject}'" in tests or f"{subject}" in tests, (page, subject)
+        for option in (a.split("=", 1)[0] for a in argv if a.startswith("--")):
+            assert f'"{option}' in tests, (page, argv, option)
