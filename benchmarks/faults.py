@@ -252,6 +252,15 @@ def restart_times(sandbox: SandboxCluster, instance: str, since: int) -> list[tu
     return [(stop, next((s for s in starts if s > stop), float("nan"))) for stop in stops]
 
 
+def back_to_the_inventory(sandbox: SandboxCluster, outage: str = "") -> None:
+    """The instances back on the sandbox inventory's own inputs after a scenario changed them, so that the next
+    scenario starts from the cluster the inventory describes (a later change would otherwise restart these too)."""
+    switch = ("--data", f"pdfleet_allow_outage={outage}") if outage else ()
+    result = pyinfra(*switch, str(sandbox.inventory), "deploys/pd.py")
+    if result.returncode != 0:
+        raise RuntimeError(f"deploys/pd.py back to {sandbox.inventory} failed:\n{result.stderr[-3000:]}")
+
+
 def roll_prefills(sandbox: SandboxCluster, rate: float, work: Path) -> dict:
     stamp = str(time.time())
 
@@ -271,6 +280,7 @@ def roll_prefills(sandbox: SandboxCluster, rate: float, work: Path) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"deploys/pd.py failed:\n{result.stderr[-3000:]}")
     windows = {name: restart_times(sandbox, name, since) for name in ("prefill-0", "prefill-1")}
+    back_to_the_inventory(sandbox)
     return {
         "scenario": "env change of both prefills (pd.py)",
         **summarize(load.results, since=t0),
@@ -331,6 +341,7 @@ def decode_outage(sandbox: SandboxCluster, rate: float, work: Path) -> dict:
     if applied.returncode != 0:
         raise RuntimeError(f"deploys/pd.py with the outage switch failed:\n{applied.stderr[-3000:]}")
     reported = [line.split("Restart | ", 1)[1] for line in applied.stderr.splitlines() if "OUTAGE of the" in line]
+    back_to_the_inventory(sandbox, outage="decode")
     return {
         "scenario": "env change of the decode (the last of its role)",
         **summarize(load.results, since=t0),
