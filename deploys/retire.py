@@ -8,13 +8,6 @@ It reads nothing of the inventory but the cluster's name: after the replacement,
 inventory, its previous version (git) does, and so does a bare address (`pyinfra 10.10.0.12 deploys/retire.py`).
 """
 
-from pyinfra import host
+from roles.retire import retire
 
-from roles import common
-from roles.retire import units_retired
-
-cluster = f"cluster {common.cluster().name}" if host.data.get("pdfleet_inventory") else "its cluster"
-units_retired(
-    name="Retire | serving units stopped, disabled and removed",
-    note=str(host.data.get("pdfleet_retire_note") or f"retired from {cluster} (pdfleet)"),
-)
+retire()

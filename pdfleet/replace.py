@@ -23,7 +23,7 @@ import click
 from pdfleet import knownhosts
 from pdfleet.cluster import Cluster
 from pdfleet.inventory import display_path, yaml_for
-from pdfleet.replaceplan import STEPS, Move, Refused, Replacement, plan_replacement
+from pdfleet.replaceplan import STEPS, Move, Refused, Replacement, already_replaced, plan_replacement
 
 REPO = Path(__file__).resolve().parent.parent
 # Seconds an SSH connection may take before a node counts as not answering.
@@ -177,6 +177,10 @@ def replace_node(inventory: str, cluster: Cluster, old: str, new: str, yes: bool
     started = time.monotonic()
     record = _load_progress(run)
     say("validate", f"{display_path(run.yaml)}: replace {old} by {new}")
+    if record is None and already_replaced(cluster, old, new):
+        placement = cluster.placement(new)
+        say("validate", f"nothing to do: {old} is no longer in the inventory and {new} serves {placement[0].name}")
+        return
     if record is None:
         try:
             replacement = plan_replacement(cluster, run.yaml, old, new, allow_outage)

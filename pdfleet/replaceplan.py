@@ -32,11 +32,12 @@ STEPS = (
     ("validate", "the inventory, OLD and NEW; every refusal comes here, before any change"),
     ("confirm", "type OLD's name (or --yes)"),
     ("drain", "OLD's instance out of the router, its requests finished (skipped when OLD does not answer)"),
-    ("retire", "OLD's units stopped, disabled and masked: a node that comes back never rejoins"),
+    ("retire", "OLD's serving units stopped, disabled, their files moved away: a node that comes back never rejoins"),
     ("inventory", "NEW in OLD's place (the diff is shown before writing)"),
     ("host key", "a re-imaged node's new SSH host key pinned, after a guard"),
     ("converge", "deploys/pd.py: NEW from bare (host layer, runtime, weights and DeepGEMM cache from peers), "
      "the instance started, the health gate through the router"),
+    ("undrain", "the instance back in the router, ready (when the drain step drained it)"),
 )  # fmt: skip
 
 

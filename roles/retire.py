@@ -13,9 +13,10 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host
-from pyinfra.api import FactBase, StringCommand, operation
+from pyinfra.api import FactBase, StringCommand, deploy, operation
 
 from pdfleet.serving import UNIT_DIR
+from roles import common
 
 RETIRED_DIR = "/var/lib/pdfleet/retired"
 RETIRED_MARK = "/etc/pdfleet/retired"
@@ -59,3 +60,15 @@ def units_retired(note: str, globs: tuple[str, ...] = SERVING_UNIT_GLOBS):
     yield StringCommand("systemctl daemon-reload")
     yield StringCommand(f"systemctl reset-failed {quoted} 2>/dev/null || true")
     yield StringCommand(f'mkdir -p /etc/pdfleet && echo "$(date -Is)" {shlex.quote(note)} >> {RETIRED_MARK}')
+
+
+@deploy("Retire")
+def retire() -> None:
+    """This node's serving units retired (deploys/retire.py), with a note for the mark from the host data
+    `pdfleet_retire_note` (default: the cluster it leaves, when pyinfra knows the inventory)."""
+    known = host.data.get("pdfleet_inventory")
+    cluster = f"cluster {common.cluster().name}" if known else "its cluster"
+    units_retired(
+        name="serving units stopped, disabled and removed",
+        note=str(host.data.get("pdfleet_retire_note") or f"retired from {cluster} (pdfleet)"),
+    )

@@ -4,6 +4,7 @@ inventory read back through the real loader, and compared line by line with the 
 from __future__ import annotations
 
 import difflib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -214,3 +215,30 @@ def test_the_command_refuses_while_another_replacement_is_unfinished(tmp_path):
     assert result.returncode == 2
     assert "the replacement of decode-1 by spare-0 is not finished; run `pdfleet replace-node" in result.stderr
     assert path.read_text().count("nodes: [prefill-1]") == 1
+
+
+def test_a_rerun_continues_from_the_progress_and_a_finished_one_has_nothing_to_do(tmp_path):
+    path = _loopback_inventory(tmp_path)
+    plan = replace(path, "prefill-1", "spare-0")
+    record = {
+        "old": "prefill-1",
+        "new": "spare-0",
+        "replacement": {
+            "old": "prefill-1", "new": "spare-0", "reimage": False, "instance": "prefill-1", "role": "prefill",
+            "rank": 0, "nnodes": 1, "last_of_role": False, "moves": [], "router_url": plan.router_url,
+        },
+        "new_text": plan.new_text,
+        "old_answered": False,
+        "done": ["drain", "retire", "inventory"],
+    }  # fmt: skip
+    (tmp_path / ".prod.replace.json").write_text(json.dumps(record))
+    path.write_text(plan.new_text)  # the run stopped after writing the inventory
+    dry = pdfleet("replace-node", "prod.py", "prefill-1", "spare-0", "--dry", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "continuing: done before: drain, retire, inventory" in dry.stderr
+    status = {line.split()[0]: line.split()[1] for line in dry.stdout.splitlines() if line.startswith("  ")}
+    assert status["drain"] == status["inventory"] == "done" and status["converge"] == "would"
+    (tmp_path / ".prod.replace.json").unlink()  # the converge finished and removed it
+    again = pdfleet("replace-node", "prod.py", "prefill-1", "spare-0", "--yes", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do: prefill-1 is no longer in the inventory and spare-0 serves prefill-1" in again.stderr
