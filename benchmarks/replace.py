@@ -188,7 +188,9 @@ def main() -> None:
             fresh_sandbox(inventory)
     print(
         f"{row['scenario']}: exit {row['exit']}, {row['requests']} requests, {row['failed']} failed "
-        f"(in flight at the cut: {row['in_flight_at_fault']}), longest without an answer {row['longest_gap_s']} s"
+        f"(in flight at the cut: {row['in_flight_at_fault']}), longest without an answer {row['longest_gap_s']} s "
+        f"(from {row['longest_gap_from_s']} s after the cut), slowest answer {row['slowest_s']} s "
+        f"(sent {row['slowest_sent_s']} s after the cut)"
     )
     print(f"command to serving: {row['replace_s']} s; hub requests {row['hub_requests']}; compiles {row['compiles']}")
     for phase, seconds in row["phases_s"].items():

@@ -114,14 +114,20 @@ class OpenLoad:
 
 
 def summarize(results: list[Result], since: float | None = None, until: float | None = None) -> dict:
-    """What the clients saw in [since, until] (default: the whole run): requests sent, failed (by status), and the
-    longest time without a successful answer (between two answers, or from `since` / to `until`)."""
+    """What the clients saw in [since, until] (default: from the first request sent to the last): requests sent,
+    failed (by status), the longest time without a successful answer while clients were asking (between two
+    answers, or from `since` / to `until`), and the slowest successful request (a request in flight on an
+    instance that died may be answered late, after a retry: that wait is its client's, not an outage).
+
+    `until` defaults to the last request *sent*: after it nobody asks, and the stragglers still finishing would
+    otherwise count as a time without answers."""
     if not results:
-        return {"requests": 0, "failed": 0, "codes": {}, "longest_gap_s": None}
+        return {"requests": 0, "failed": 0, "codes": {}, "longest_gap_s": None, "slowest_s": None}
     since = min(r.sent for r in results) if since is None else since
-    until = max(r.done for r in results) if until is None else until
+    until = max(r.sent for r in results) if until is None else until
     window = [r for r in results if since <= r.sent <= until]
     failed = [r for r in window if r.status != 200]
+    ok = [r for r in window if r.status == 200]
     answers = sorted(r.done for r in results if r.status == 200 and since <= r.done <= until)
     marks = [since, *answers, until]
     gaps = [(b - a, a) for a, b in zip(marks, marks[1:], strict=False)]
@@ -132,6 +138,8 @@ def summarize(results: list[Result], since: float | None = None, until: float | 
         "codes": dict(Counter(str(r.status) for r in failed)),
         "longest_gap_s": round(longest, 2),
         "longest_gap_from_s": round(at - since, 2),
+        "slowest_s": round(max((r.done - r.sent for r in ok), default=0.0), 2),
+        "slowest_sent_s": round(max(ok, key=lambda r: r.done - r.sent).sent - since, 2) if ok else None,
         "first_failure_s": round(min(r.sent for r in failed) - since, 2) if failed else None,
         "last_failure_s": round(max(r.done for r in failed) - since, 2) if failed else None,
         "samples": sorted({f"{r.status}: {r.detail}" for r in failed})[:3],
