@@ -23,7 +23,7 @@ def free_port() -> int:
 def rsync_daemon(directory: Path, modules: dict[str, Path]):
     """Serve `modules` ({name: directory}) read only on 127.0.0.1; yields the port. Ends the daemon by its PID."""
     if not shutil.which("rsync"):
-        pytest.skip("rsync is not installed")
+        pytest.fail("rsync is not installed: apt-get install rsync (`.ci/setup --tests` installs it)")
     port = free_port()
     conf = directory / "rsyncd.conf"
     identity = "uid = root\ngid = root\n" if os.geteuid() == 0 else ""
