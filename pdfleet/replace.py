@@ -213,7 +213,7 @@ def replace_node(inventory: str, cluster: Cluster, old: str, new: str, yes: bool
         say("validate", f"continuing: done before: {', '.join(record['done']) or 'nothing'}")
     if dry:
         for step, what in STEPS:
-            mark = "done" if step in record["done"] else "would run"
+            mark = "done" if step in record["done"] or step == "validate" else "would run"
             click.echo(f"  {step:<10} {mark:<10} {what}")
         say("dry", "nothing was changed")
         return
