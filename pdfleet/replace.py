@@ -50,6 +50,9 @@ class Replace:
         self.yes, self.dry, self.allow_outage = yes, dry, outage
         self.progress = progress_path(inventory)
         self.timings: dict[str, float] = {}
+        # OLD's answer to this run's validation: the retire trusts it rather than wait out a dead node's SSH
+        # timeout twice; a run continued later asks again.
+        self.old_probe: tuple[bool, str] | None = None
 
     # -- the nodes, as ssh sees them ---------------------------------------------------------------------------
 
@@ -190,7 +193,7 @@ def replace_node(inventory: str, cluster: Cluster, old: str, new: str, yes: bool
         if not ok:
             _fail(f"NEW: {new} ({cluster.node(new).address}) does not answer over SSH ({why}); bring it up, check "
                   "its address and key, then run the same command again; nothing was changed")  # fmt: skip
-        old_answers, old_why = run.answers(old)
+        old_answers, old_why = run.old_probe = run.answers(old)
         record = {
             "old": old,
             "new": new,
@@ -275,7 +278,7 @@ def _retire(run: Replace, replacement: Replacement, record: dict) -> None:
     if replacement.reimage:
         say("retire", f"{run.old} was re-imaged: nothing of the cluster is left on it")
         return
-    answers, why = run.answers(run.old)
+    answers, why = run.old_probe or run.answers(run.old)
     if not answers:
         address = run.cluster.node(run.old).address
         say("retire", f"WARNING {run.old} does not answer ({why}): its units could not be disabled. Before it comes "
