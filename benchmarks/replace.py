@@ -157,6 +157,19 @@ def replace_dead_prefill(sandbox: SandboxCluster, rate: float, old: str = "prefi
     }
 
 
+def cluster_with_spare(inventory: Path, latency_ms: int = 200) -> SandboxCluster:
+    """The hosts of INVENTORY (spare_inventory's) started and converged, each engine taking LATENCY_MS."""
+    up = subprocess.run([str(BIN / "pdfleet"), "sandbox", "up", "-i", str(inventory)], cwd=ROOT, check=False)
+    if up.returncode != 0:
+        raise RuntimeError(f"pdfleet sandbox up -i {inventory} failed")
+    converge = pyinfra(str(inventory), "deploys/pd.py")
+    if converge.returncode != 0:
+        raise RuntimeError(f"the converge before the replacement failed:\n{converge.stderr[-3000:]}")
+    sandbox = SandboxCluster(inventory)
+    sandbox.set_latency(latency_ms)
+    return sandbox
+
+
 def fresh_sandbox(spare_inventory: Path) -> None:
     """The sandbox as its own inventory describes it, fresh: every host (the spare too) down, the four up again."""
     for args in (("down", "-i", str(spare_inventory)), ("up",)):
@@ -173,14 +186,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pdfleet-replace-") as work:
         inventory = spare_inventory(Path(work))
-        up = subprocess.run([str(BIN / "pdfleet"), "sandbox", "up", "-i", str(inventory)], cwd=ROOT, check=False)
-        if up.returncode != 0:
-            sys.exit("pdfleet sandbox up failed")
-        sandbox = SandboxCluster(inventory)
-        converge = pyinfra(str(inventory), "deploys/pd.py")
-        if converge.returncode != 0:
-            sys.exit(f"the converge before the replacement failed:\n{converge.stderr[-3000:]}")
-        sandbox.set_latency(args.latency_ms)
+        try:
+            sandbox = cluster_with_spare(inventory, args.latency_ms)
+        except RuntimeError as error:
+            sys.exit(str(error))
         try:
             row = replace_dead_prefill(sandbox, args.rate)
         finally:

@@ -14,6 +14,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -98,12 +99,34 @@ class Replace:
         command = [sys.executable, "-m", "pyinfra", "-y", str(self.yaml.resolve().with_suffix(".py"))]
         command += [str(REPO / "deploys" / deploy), *args]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        if stream:  # a long converge: its progress is the person's to follow
-            code = subprocess.run(command, cwd=REPO, env=env, check=False, stdin=subprocess.DEVNULL).returncode
-            return subprocess.CompletedProcess(command, code, "", "")
+        if stream:  # a long converge: its progress is the person's to follow, as it comes; kept for a summary
+            with subprocess.Popen(
+                command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True, bufsize=1,
+            ) as process:  # fmt: skip
+                lines = []
+                for line in process.stdout:
+                    sys.stderr.write(line)
+                    lines.append(line)
+            return subprocess.CompletedProcess(command, process.returncode, "".join(lines), "")
         return subprocess.run(
             command, cwd=REPO, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
         )
+
+    def router_status(self, instance: str) -> str:
+        """The router's status of INSTANCE (ready, not_ready, failed, draining, absent), read on the router's node
+        by deploys/status.py; "unknown" when that node does not answer."""
+        router = self.cluster.router.node
+        with tempfile.TemporaryDirectory(prefix="pdfleet-replace-") as out:
+            self.pyinfra("status.py", "--limit", router, "--data", f"pdfleet_status_out={out}")
+            report = Path(out) / f"{router}.json"
+            if not report.exists():
+                return "unknown"
+            view = (json.loads(report.read_text()).get("router") or {}).get("view") or {}
+        for worker in view.get("workers", []):
+            if worker.get("instance") == instance:
+                return (worker.get("router") or {}).get("status", "absent")
+        return "absent"
 
     def by_hand(self, deploy: str, *args: str) -> str:
         inventory_py = display_path(self.yaml.with_suffix(".py"))
@@ -205,6 +228,8 @@ def replace_node(inventory: str, cluster: Cluster, old: str, new: str, yes: bool
         for line in _describe(replacement):
             say("validate", line)
         say("validate", f"{old} {'answers' if old_answers else 'does not answer (' + old_why + ')'}")
+        if replacement.last_of_role and not dry:
+            record["outage"] = _outage_start(run, replacement)
         diff = replacement.inventory_diff
         click.echo(diff if diff else "(the inventory does not change)\n", nl=False)
     else:
@@ -239,12 +264,14 @@ def replace_node(inventory: str, cluster: Cluster, old: str, new: str, yes: bool
     step("retire", lambda: _retire(run, replacement, record))
     step("inventory", lambda: _rewrite(run, replacement))
     step("host key", lambda: _pin_host_key(run, replacement))
-    step("converge", lambda: _converge(run, replacement))
+    step("converge", lambda: _converge(run, replacement, record))
     step("undrain", lambda: _undrain(run, replacement, record))
     run.progress.unlink(missing_ok=True)
     total = round(time.monotonic() - started, 1)
     spent = ", ".join(f"{k} {v} s" for k, v in run.timings.items())
     say("done", f"{new} serves in {old}'s place in {total} s ({spent}); the endpoint: {replacement.router_url}")
+    if record.get("outage"):
+        say("done", _outage_report(replacement, record["outage"]))
 
 
 def _drain(run: Replace, replacement: Replacement, record: dict) -> None:
@@ -343,7 +370,44 @@ def _pin_host_key(run: Replace, replacement: Replacement) -> None:
     say("host key", f"pinned in {display_path(path)}")
 
 
-def _converge(run: Replace, replacement: Replacement) -> None:
+def _outage_start(run: Replace, replacement: Replacement) -> dict:
+    """Whether the last instance of its role still serves as the replacement begins: if the router has it out
+    already, the outage began before this command (the node died) and is timed from now; if not, the converge's
+    restart stops it, and the deploy times it from that stop."""
+    status = run.router_status(replacement.instance)
+    outage = {"router_status": status, "out_since": None if status == "ready" else time.time()}
+    if status == "ready":
+        say("validate", f"{replacement.instance} still serves: the outage begins when the converge stops it")
+    else:
+        say("validate", f"OUTAGE: the router has {replacement.instance} {status}: no {replacement.role} instance "
+            "serves; the outage began before this command and is timed from now")  # fmt: skip
+    return outage
+
+
+def deploy_outage_figure(output: str) -> str | None:
+    """The converge's own outage figure (roles/restarts.py: "Restart | I: OUTAGE of the R role: 8.4 s without
+    ..."), the last one printed; None when the converge restarted no last instance."""
+    figures = [line.split("OUTAGE of the", 1)[1] for line in output.splitlines() if "OUTAGE of the" in line]
+    return figures[-1].split(":", 1)[1].strip() if figures else None
+
+
+def _outage_report(replacement: Replacement, outage: dict) -> str:
+    """The outage's length as this command saw it: from the start (the instance already out) or from the
+    converge's stop of it (the deploy's own figure) to the health gate through the router."""
+    ended = outage.get("ended")
+    if outage.get("out_since") and ended:
+        began = time.strftime("%H:%M:%S", time.localtime(outage["out_since"]))
+        seconds = ended - outage["out_since"]
+        return (
+            f"OUTAGE of the {replacement.role} role: {seconds:.1f} s from {began} (when this command found "
+            f"{replacement.instance} out of the router; it was out before) to its health gate"
+        )
+    if outage.get("deploy_figure"):
+        return f"OUTAGE of the {replacement.role} role: {outage['deploy_figure']}"
+    return f"OUTAGE of the {replacement.role} role: its length is in the converge's 'Restart | ... OUTAGE' line"
+
+
+def _converge(run: Replace, replacement: Replacement, record: dict) -> None:
     args = []
     if replacement.outage_switch:
         args += ["--data", f"pdfleet_allow_outage={replacement.outage_switch}"]
@@ -354,6 +418,10 @@ def _converge(run: Replace, replacement: Replacement) -> None:
         _fail(f"converge failed (pyinfra exit {result.returncode}); fix what it says and run the same command again "
               f"(it continues here); by hand: {run.by_hand('pd.py', *args)}", 1)  # fmt: skip
     say("converge", f"{run.new} serves; the health gate passed through the router")
+    outage = record.get("outage")
+    if outage is not None:
+        outage["ended"] = time.time()
+        outage["deploy_figure"] = deploy_outage_figure(result.stdout)
 
 
 def _undrain(run: Replace, replacement: Replacement, record: dict) -> None:

@@ -64,6 +64,14 @@ class AppliedInputs(FactBase):
         return "".join(output).strip() or None
 
 
+def outage_message(instance: str, role: str, seconds: float, to_health: float) -> str:
+    """The line that reports an allowed outage (pdfleet replace-node reads its figure back)."""
+    return (
+        f"Restart | {instance}: OUTAGE of the {role} role: {seconds:.1f} s without a {role} instance in the router "
+        f"(restart to rank 0's health {to_health:.1f} s)"
+    )
+
+
 def allowed_outages() -> set[str]:
     """Instances this run may take down although no other instance of their role serves (`--data
     pdfleet_allow_outage=decode`, several separated by commas, or `all`)."""
@@ -208,10 +216,7 @@ def _roll(
     _undrain(host, router, instance, start_timeout)
     back = time.monotonic()
     if not others:
-        logger.warning(
-            f"{host.print_prefix}Restart | {instance}: OUTAGE of the {role} role: {back - started:.1f} s without a "
-            f"{role} instance in the router (restart to rank 0's health {healthy - stopped:.1f} s)"
-        )
+        logger.warning(f"{host.print_prefix}{outage_message(instance, role, back - started, healthy - stopped)}")
     _say(host, instance, f"rolled in {back - started:.1f} s (restart to health {healthy - stopped:.1f} s)")
 
 

@@ -6,7 +6,12 @@ router (benchmarks/replace.py runs the same replacement and prints its phases):
   key pinned after the guard, the node converged from bare, its instance back in the router;
 - prefill-1 cut off the network and replaced by the spare: the endpoint keeps answering, failed requests at most
   those in flight on prefill-1 at the cut, the spare serves prefill-1 in the router, no request to the hub and no
-  DeepGEMM compile during the replacement.
+  DeepGEMM compile during the replacement;
+- decode-1 (rank 1 of the only decode instance) cut off and replaced by the spare: refused without --allow-outage,
+  then the decode back with both ranks (rank 0 restarted with the new membership) and the outage reported;
+- prefill-0, the router's node, cut off and replaced: the router moves to prefill-1 and answers there.
+
+The last two start again from fresh hosts (the spare is spent by then).
 """
 
 from __future__ import annotations
@@ -25,21 +30,19 @@ from pdfleet.inventory import load
 from tests.sandbox.conftest import ROOT, pdfleet
 
 RESULTS: dict[str, dict] = {}
+CUT: list[str] = []  # links the scenarios cut, each the link of a host started then (set up again at the end)
 
 
 @pytest.fixture(scope="module")
 def spare_cluster(sandbox, tmp_path_factory):
     work = tmp_path_factory.mktemp("replace")
     inventory = bench.spare_inventory(work)
-    pdfleet("sandbox", "up", "-i", str(inventory), timeout=900)
-    converge = faults.pyinfra(str(inventory), "deploys/pd.py")
-    assert converge.returncode == 0, converge.stderr[-3000:]
-    cluster = faults.SandboxCluster(inventory)
-    cluster.set_latency(200)
+    cluster = bench.cluster_with_spare(inventory)
     yield cluster
     print("\nreplacement figures:", json.dumps(RESULTS, indent=1))
-    subprocess.run(["ip", "link", "set", cluster.veth("prefill-1"), "up"], check=False)
-    bench.fresh_sandbox(inventory)
+    for link in {cluster.veth("prefill-1"), *CUT}:
+        subprocess.run(["ip", "link", "set", link, "up"], check=False)
+    bench.fresh_sandbox(cluster.inventory)
 
 
 def replace_node(inventory, *args: str) -> subprocess.CompletedProcess:
@@ -139,3 +142,66 @@ def test_a_dead_prefill_is_replaced_by_the_spare_under_load(spare_cluster, tmp_p
     assert retired.returncode == 0, retired.stderr[-3000:]
     left = faults.ssh("prefill-1", "systemctl list-unit-files 'sglang-*' --no-legend; cat /etc/pdfleet/retired")
     assert "sglang-prefill-1.service" not in left and "retired from cluster sandbox" in left, left
+
+
+def fresh_cluster_with_spare(spent: faults.SandboxCluster, work: Path) -> faults.SandboxCluster:
+    """The sandbox wiped and brought back with a fresh spare (the previous scenario spent it)."""
+    bench.fresh_sandbox(spent.inventory)
+    return bench.cluster_with_spare(bench.spare_inventory(work))
+
+
+def test_a_dead_decode_rank_is_replaced_with_its_outage_reported(spare_cluster, tmp_path):
+    cluster = fresh_cluster_with_spare(spare_cluster, tmp_path)
+    spare_cluster.inventory = cluster.inventory  # the fixture's teardown takes down what is up now
+    cluster.wait_ready(timeout=180)
+    hub_before = bench.hub_requests()
+    with cluster.load(10) as load:
+        time.sleep(3)
+        CUT.append(cluster.veth("decode-1"))
+        subprocess.run(["ip", "link", "set", CUT[-1], "down"], check=True)
+        t0 = time.monotonic()
+        refused = replace_node(cluster.inventory, "decode-1", "spare-0", "--yes")
+        result = replace_node(cluster.inventory, "decode-1", "spare-0", "--yes", "--allow-outage")
+        ended = time.monotonic()
+        time.sleep(5)
+    assert refused.returncode == 2 and "--allow-outage" in refused.stderr, refused.stderr
+    assert result.returncode == 0, result.stderr[-4000:]
+    during = faults.summarize(load.results, since=t0)
+    after = faults.summarize(load.results, since=ended + 1)
+    reported = [line for line in result.stderr.splitlines() if "done | OUTAGE of the decode role:" in line]
+    RESULTS["decode"] = {"scenario": "decode-1 cut off, replaced by spare-0", **during,
+                         "replace_s": round(ended - t0, 1), "reported": reported, "after": after}  # fmt: skip
+    assert reported and "when this command found decode out of the router" in reported[0], result.stderr[-3000:]
+    seconds = float(reported[0].split("decode role:", 1)[1].split(" s ", 1)[0])
+    assert 0 < seconds <= ended - t0
+    serving = faults.SandboxCluster(cluster.inventory)
+    assert [(r.rank, r.host) for r in serving.serving.ranks("decode")] == [(0, "decode-0"), (1, "spare-0")]
+    for rank in serving.serving.ranks("decode"):
+        assert faults.ssh(rank.host, f"systemctl is-active {rank.unit}").strip() == "active", rank
+    assert serving.view() == {"prefill-0": "ready", "prefill-1": "ready", "decode": "ready"}
+    assert after["requests"] > 0 and after["failed"] == 0, after  # serving again once the command returned
+    assert bench.hub_requests() == hub_before
+
+
+def test_the_routers_node_is_replaced_and_the_router_answers_elsewhere(spare_cluster, tmp_path):
+    cluster = fresh_cluster_with_spare(spare_cluster, tmp_path)
+    spare_cluster.inventory = cluster.inventory
+    cluster.wait_ready(timeout=180)
+    assert cluster.router_node == "prefill-0"
+    CUT.append(cluster.veth("prefill-0"))
+    subprocess.run(["ip", "link", "set", CUT[-1], "down"], check=True)
+    t0 = time.monotonic()
+    result = replace_node(cluster.inventory, "prefill-0", "spare-0", "--yes")
+    took = time.monotonic() - t0
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "-  node: prefill-0" in result.stdout and "+  node: prefill-1" in result.stdout, result.stdout
+    moved = faults.SandboxCluster(cluster.inventory)
+    assert moved.router_node == "prefill-1" and moved.router_url.startswith("http://10.77.0.12:")
+    assert f"the endpoint: {moved.router_url}" in result.stderr
+    assert moved.view() == {"prefill-0": "ready", "prefill-1": "ready", "decode": "ready"}
+    with moved.load(10) as load:
+        time.sleep(5)
+    answered = faults.summarize(load.results)
+    RESULTS["router"] = {"scenario": "prefill-0 (the router's node) cut off, replaced by spare-0",
+                         "replace_s": round(took, 1), "new_router": moved.router_url, "after": answered}  # fmt: skip
+    assert answered["requests"] > 0 and answered["failed"] == 0, answered
