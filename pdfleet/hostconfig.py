@@ -161,7 +161,8 @@ def read_host_config(top: Section) -> HostConfig:
 
     rb = host.section("reboot")
     reboot = RebootConfig(
-        parallel=rb.integer("parallel", 1, lo=1),  # hosts that may reboot at the same time
+        # hosts serving nothing (a bring-up, spares) rebooting at once; serving hosts go one instance at a time
+        parallel=rb.integer("parallel", 32, lo=1),
         defer=rb.boolean("defer", False),  # true: never reboot, list the hosts that need one
     )
     rb.finish()

@@ -3,7 +3,7 @@ parsers in pdfleet.hostfacts. Used by the host roles to decide and by the prefli
 
 from __future__ import annotations
 
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, StringCommand
 
 from pdfleet import hostfacts
 
@@ -122,3 +122,13 @@ class AllreduceBandwidth(FactBase):
         from pdfleet import allreduce_bench
 
         return allreduce_bench.parse_output("\n".join(output))
+
+
+class SystemdUnitState(FactBase):
+    """`systemctl is-active UNIT`: active, activating, inactive, failed ..."""
+
+    def command(self, unit: str) -> StringCommand:
+        return StringCommand("systemctl", "is-active", unit, "|| true")
+
+    def process(self, output: list[str]) -> str:
+        return "".join(output).strip()

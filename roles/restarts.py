@@ -36,22 +36,13 @@ from pdfleet.restartplan import Step, decide
 from pdfleet.serving import MEMBERS_AGENT, MEMBERS_FILE
 from roles import common
 from roles.deepgemm import cache_copied, cache_from_peer
+from roles.facts import SystemdUnitState
 from roles.router import RouterMembership
 
 # Per instance: the digest of the inputs its unit was last (re)started with (pdfleet.render.instance_inputs).
 APPLIED_DIR = "/var/lib/pdfleet/applied"
 # Seconds between two looks at a restarting instance's health.
 POLL = 2
-
-
-class SystemdUnitState(FactBase):
-    """`systemctl is-active UNIT`: active, activating, inactive, failed ..."""
-
-    def command(self, unit: str) -> StringCommand:
-        return StringCommand("systemctl", "is-active", unit, "|| true")
-
-    def process(self, output: list[str]) -> str:
-        return "".join(output).strip()
 
 
 class AppliedInputs(FactBase):

@@ -16,7 +16,10 @@ from roles.layers import HOST_LAYER
 from tests.fakehosts import ROOT, converge, recorded
 
 SANDBOX = ROOT / "inventories/sandbox.yaml"
-ANSWERS = recorded("decode-0")
+# A host-layer-only host serves nothing yet: its instance's unit does not exist (`systemctl is-active` says so).
+ANSWERS = {**recorded("decode-0"), re.compile(r"^systemctl is-active sglang-decode\.service \|\| true$"): "inactive"}
+# Every node serves nothing: the rolling reboot's one wave (the other nodes are not in these runs).
+WAVE = "Reboot | wave 1 of 1: prefill-0, prefill-1, decode-0, decode-1 (serving nothing)"
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +63,7 @@ def test_driver_bump_is_unhold_install_hold_mark_and_one_reboot(tmp_path):
         "NVIDIA | pin the driver set",
         "NVIDIA | driver set installed and held",
         "NVIDIA | mark for reboot: new driver or nouveau blacklist",
-        "Reboot | wave 3 of 4: decode-0",
+        WAVE,
     ]
     sent = [c for c in changes_sent(run) if not c.startswith(("mkdir -p /tmp", "mv ", "chmod ", "chown ", "rm -f"))]
     names = "nvidia-driver-580-server-open nvidia-utils-580-server"
@@ -76,7 +79,7 @@ def test_driver_bump_is_unhold_install_hold_mark_and_one_reboot(tmp_path):
         in sent
     )
     assert sent[-3:] == [
-        'logger -t pdfleet "reboot (wave 3/4): $(paste -sd";" /run/pdfleet/reboot-required)"',
+        'logger -t pdfleet "reboot (wave 1/1): $(paste -sd";" /run/pdfleet/reboot-required)"',
         "( sleep 1 && systemctl reboot ) </dev/null >/dev/null 2>&1 &",
         "test ! -e /run/pdfleet/reboot-required && systemctl is-system-running --wait",  # back: a fresh /run
     ]
@@ -92,7 +95,7 @@ def test_changed_module_options_rebuild_the_initramfs_and_reboot(tmp_path):
         "DeepEP | nvidia module options",
         "DeepEP | rebuild the initramfs with the new options",
         "DeepEP | mark for reboot: nvidia module options changed",
-        "Reboot | wave 3 of 4: decode-0",
+        WAVE,
     ]
     assert "update-initramfs -u -k all" in run["decode-0"].commands
 
@@ -100,7 +103,7 @@ def test_changed_module_options_rebuild_the_initramfs_and_reboot(tmp_path):
 def test_a_mark_left_by_an_earlier_run_reboots_even_when_nothing_changes():
     pending = {re.compile(r"^cat /run/pdfleet/reboot-required"): "kernel command line changed"}
     run = converge(HOST_LAYER, {"decode-0": {**pending, **back_after_reboot(), **ANSWERS}}, inventory_yaml=SANDBOX)
-    assert [name for name, did in run["decode-0"].changed.items() if did] == ["Reboot | wave 3 of 4: decode-0"]
+    assert [name for name, did in run["decode-0"].changed.items() if did] == [WAVE]
 
 
 def test_deferred_reboots_change_nothing_and_say_which_host_needs_one(tmp_path, caplog):

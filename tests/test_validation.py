@@ -316,7 +316,7 @@ def test_host_layer_defaults():
     assert (host.tuning.transparent_hugepages, host.tuning.numa_balancing, host.reboot.parallel) == (
         "madvise",
         False,
-        1,
+        32,
     )
 
 
