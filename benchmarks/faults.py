@@ -46,9 +46,15 @@ VETH_PREFIX = "vpdfsb"  # pdfleet.sandbox.paths: the host end of each sandbox ho
 KNOBS = "/etc/sglang-standin"
 
 
-def ssh(host: str, command: str, check: bool = True) -> str:
+def ssh(host: str, command: str, check: bool = True, inventory: Path | None = None) -> str:
+    """COMMAND on a sandbox host; INVENTORY names hosts beyond the repository's (a spare)."""
+    where = ["-i", str(inventory)] if inventory else []
     result = subprocess.run(
-        [str(BIN / "pdfleet"), "sandbox", "ssh", host, command], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [str(BIN / "pdfleet"), "sandbox", "ssh", *where, host, command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if check and result.returncode != 0:
         raise RuntimeError(f"{host}: {command}: {result.stderr.strip() or result.stdout.strip()}")

@@ -29,6 +29,9 @@ def decide(
     siblings: int,
     allowed: bool,
     drained_by_rolling: bool,
+    running_version: str | None = None,
+    version: str = "",
+    cutover_allowed: bool = False,
 ) -> Step:
     """
     + instance / role: the instance and its role
@@ -37,6 +40,11 @@ def decide(
     + siblings: other instances of the role in the inventory
     + allowed: the run may take this instance down although it is the last of its role
     + drained_by_rolling: the router's membership holds it drained by an interrupted rolling restart
+    + running_version / version: the SGLang version it was last started with (None: not known) and the one it must
+      run. Prefill and decode of different versions cannot pair, so a version change is never rolled: one
+      instance on the new version beside the others on the old one fails every request it takes.
+    + cutover_allowed: the run may take every instance down (`pdfleet_allow_outage=all`): a version change then
+      restarts each instance as an outage
     """
     current = all(d == digest for d in digests)
     settled = all(s == "active" or s in IN_TRANSITION for s in states)
@@ -55,6 +63,15 @@ def decide(
         stale = not current and digests[0] is not None
         label = f"started, every rank at once ({why}{', inputs changed' if stale else ''}){back}"
         return Step("start", label, stale, drained_by_rolling)
+    if running_version and version and running_version != version:
+        change = f"SGLang {running_version} -> {version}"
+        if cutover_allowed:
+            return Step("outage", f"restart: {change}, which cannot pair with the other version: OUTAGE (allowed)")
+        return Step(
+            "refuse",
+            f"restart refused: {change}: prefill and decode of different versions cannot pair, so no instance "
+            "changes version while the others serve (needs --data pdfleet_allow_outage=all, in a window)",
+        )
     if siblings:
         return Step("roll", f"rolling restart: inputs changed ({siblings} other {role} instance(s) keep serving)")
     if allowed:

@@ -41,6 +41,8 @@ from roles.router import RouterMembership
 
 # Per instance: the digest of the inputs its unit was last (re)started with (pdfleet.render.instance_inputs).
 APPLIED_DIR = "/var/lib/pdfleet/applied"
+# Per instance: the SGLang version it was last (re)started with.
+VERSIONS_DIR = "/var/lib/pdfleet/sglang-version"
 # Seconds between two looks at a restarting instance's health.
 POLL = 2
 
@@ -50,6 +52,17 @@ class AppliedInputs(FactBase):
 
     def command(self, instance: str) -> StringCommand:
         return StringCommand("cat", f"{APPLIED_DIR}/{instance}", "2>/dev/null", "|| true")
+
+    def process(self, output: list[str]) -> str | None:
+        return "".join(output).strip() or None
+
+
+class AppliedVersion(FactBase):
+    """The SGLang version an instance's unit was last (re)started with; None when not recorded (before the first
+    start, or started by a pdfleet that did not record it)."""
+
+    def command(self, instance: str) -> StringCommand:
+        return StringCommand("cat", f"{VERSIONS_DIR}/{instance}", "2>/dev/null", "|| true")
 
     def process(self, output: list[str]) -> str | None:
         return "".join(output).strip() or None
@@ -159,11 +172,13 @@ def _start_all(ranks: list[tuple[str, str]], instance: str, digest: str, restart
         for node, unit in ranks:
             _run(node, f"systemctl stop {shlex.quote(unit)}", f"stop of {unit}")
     verb = "restart" if restart and len(ranks) == 1 else "start"
+    version = common.cluster().sglang_version
     for node, unit in ranks:
         _run(
             node,
             f"systemctl reset-failed {shlex.quote(unit)} 2>/dev/null; systemctl {verb} --no-block {shlex.quote(unit)}"
-            f" && mkdir -p {APPLIED_DIR} && echo {digest} > {APPLIED_DIR}/{instance}",
+            f" && mkdir -p {APPLIED_DIR} && echo {digest} > {APPLIED_DIR}/{instance}"
+            f" && mkdir -p {VERSIONS_DIR} && echo {shlex.quote(version)} > {VERSIONS_DIR}/{instance}",
             f"{verb} of {unit}",
         )
 
@@ -343,6 +358,7 @@ def _decision(serving, instance) -> tuple[Step, str]:
     cluster = serving.cluster
     drained = _connected(serving.router.host).get_fact(RouterMembership)
     digest = instance_inputs(common.rendered_files(), serving, instance.name)
+    running = _connected(ranks[0].host).get_fact(AppliedVersion, instance=instance.name)
     step = decide(
         instance=instance.name,
         role=instance.role,
@@ -352,14 +368,25 @@ def _decision(serving, instance) -> tuple[Step, str]:
         siblings=sum(1 for i in cluster.instances if i.role == instance.role and i.name != instance.name),
         allowed=bool({instance.name, "all"} & allowed_outages()),
         drained_by_rolling=(drained.get(instance.name) or {}).get("by") == "rolling",
+        running_version=running,
+        version=cluster.sglang_version,
+        cutover_allowed="all" in allowed_outages(),
     )
-    if step.kind == "refuse":
+    where = f"{cluster.source}: instance '{instance.name}' ({', '.join(s.host for s in ranks)})"
+    if step.kind == "refuse" and running and running != cluster.sglang_version:
         message = (
-            f"{cluster.source}: instance '{instance.name}' ({', '.join(s.host for s in ranks)}): its inputs "
-            f"changed and it serves, and it is the only {instance.role} instance: restarting it is an outage. "
-            f"Nothing was changed. Re-run with --data pdfleet_allow_outage={instance.name} to restart it (the "
-            "deploy times the outage), or keep the change for a maintenance window"
+            f"{where}: serves SGLang {running}, the inventory says {cluster.sglang_version}: prefill and decode of "
+            "different versions cannot pair, so changing one instance while the others serve fails the requests it "
+            "takes. Nothing was changed. In a maintenance window, re-run with --data pdfleet_allow_outage=all (every "
+            "instance restarts on the new version; the deploy times the outage)"
         )
+    elif step.kind == "refuse":
+        message = (
+            f"{where}: its inputs changed and it serves, and it is the only {instance.role} instance: restarting it "
+            f"is an outage. Nothing was changed. Re-run with --data pdfleet_allow_outage={instance.name} to restart "
+            "it (the deploy times the outage), or keep the change for a maintenance window"
+        )
+    if step.kind == "refuse":
         if not common.dry_run():
             raise DeployError(message)
         logger.warning(f"{host.print_prefix}Restart | {message}")

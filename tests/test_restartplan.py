@@ -42,3 +42,21 @@ def test_the_last_instance_of_a_role_is_an_outage_refused_unless_allowed():
     refused = step([OLD, OLD], ["active", "active"], siblings=0)
     assert refused.kind == "refuse" and "pdfleet_allow_outage=decode" in refused.label
     assert step([OLD, OLD], ["active", "active"], siblings=0, allowed=True).kind == "outage"
+
+
+def test_a_version_change_is_never_rolled_only_cut_over_when_every_instance_may_go_down():
+    def versioned(running, siblings=1, allowed=False, cutover=False):
+        return decide("prefill-0", "prefill", NEW, [OLD], ["active"], siblings, allowed, False,
+                      running_version=running, version="0.5.23", cutover_allowed=cutover)  # fmt: skip
+
+    refused = versioned("0.5.6.post2")  # another prefill serves: a roll would pair 0.5.23 with the 0.5.6.post2 decode
+    assert refused.kind == "refuse" and "SGLang 0.5.6.post2 -> 0.5.23" in refused.label
+    assert "pdfleet_allow_outage=all" in refused.label
+    assert versioned("0.5.6.post2", siblings=0, allowed=True).kind == "refuse"  # its own switch is not enough
+    cutover = versioned("0.5.6.post2", cutover=True)
+    assert cutover.kind == "outage" and "SGLang 0.5.6.post2 -> 0.5.23" in cutover.label
+    assert versioned("0.5.23").kind == "roll"  # same version: other inputs changed, rolled as before
+    assert versioned(None).kind == "roll"  # started before versions were recorded: not known, not guarded
+    stopped = decide("prefill-0", "prefill", NEW, [OLD], ["failed"], 1, False, False,
+                     running_version="0.5.6.post2", version="0.5.23")  # fmt: skip
+    assert stopped.kind == "start"  # serves nothing: started on the new version

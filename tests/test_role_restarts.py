@@ -90,6 +90,25 @@ def test_the_last_decode_is_refused_before_any_change_and_restarts_with_the_swit
     assert runs["prefill-0"].ran(f"{AGENT} drain") and runs["prefill-0"].ran(f"{AGENT} undrain")
 
 
+def test_a_version_change_on_a_serving_cluster_is_refused_before_any_change_and_cut_over_with_the_switch():
+    """Each instance records the SGLang version it started with; the inventory now says another one for all."""
+    stale = {name: "0" * 64 for name in digests()}
+    state = answers(stale)
+    serving = plan(load_cluster(PROD))
+    for spec in serving.servers:
+        state[spec.host][f"cat /var/lib/pdfleet/sglang-version/{spec.instance}"] = "0.5.6.post2"
+    with pytest.raises(DeployError, match=r"serves SGLang 0\.5\.6\.post2, the inventory says 0\.5\.23: prefill and"):
+        converge(restarts, state, inventory_yaml=PROD, extra_data={"pdfleet_allow_outage": "decode"})
+    runs = converge(restarts, state, inventory_yaml=PROD, extra_data={"pdfleet_allow_outage": "all"})
+    for node, unit in (
+        ("prefill-0", "sglang-prefill-0"),
+        ("prefill-1", "sglang-prefill-1"),
+        ("decode-0", "sglang-decode"),
+    ):
+        assert runs[node].ran(f"{unit}.service && mkdir -p /var/lib/pdfleet/applied"), node
+        assert runs[node].ran(f"echo 0.5.23 > /var/lib/pdfleet/sglang-version/{unit.removeprefix('sglang-')}"), node
+
+
 def test_a_fresh_cluster_starts_everything_at_once_the_copies_after_their_source():
     fresh = answers({}, "inactive")
     for node in NODES:

@@ -307,6 +307,8 @@ class Sandbox:
     def _start(self, host: Host) -> None:
         if run("ip", "netns", "list").stdout.split().count(host.netns) == 0:
             run("ip", "netns", "add", host.netns)
+            if host.veth in _sandbox_veths():  # left by a namespace the kernel has not freed yet
+                run("ip", "link", "del", host.veth)
             run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
             run("ip", "link", "set", host.veth, "master", BRIDGE, "up")
             run("ip", "-n", host.netns, "addr", "add", f"{host.address}/{self.network.prefixlen}", "dev", "eth0")
@@ -407,6 +409,10 @@ class Sandbox:
             if host.netns in run("ip", "netns", "list").stdout.split():
                 run("ip", "netns", "del", host.netns)
             shutil.rmtree(self.paths.host(host.name), ignore_errors=True)
+        # The kernel frees a deleted namespace (and the veth end in it) later, in a work queue: an `up` right after
+        # could find the old pair still there. Deleting this side removes both ends at once.
+        for link in _sandbox_veths():
+            run("ip", "link", "del", link, check=False)
         if run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
             run("ip", "link", "del", BRIDGE)
         root = cgroup_root()
@@ -433,6 +439,13 @@ class Sandbox:
             time.sleep(0.1)
         if self.supervisor_pid(host):
             os.kill(supervisor, signal.SIGKILL)
+
+
+def _sandbox_veths() -> list[str]:
+    """The host-side ends of the sandbox's veth pairs on this machine (named VETH_PREFIX + index, or the hub's)."""
+    listing = run("ip", "-o", "link", "show", "type", "veth").stdout
+    names = [line.split(":", 2)[1].strip().split("@", 1)[0] for line in listing.splitlines() if line.count(":") >= 2]
+    return [name for name in names if name.startswith(VETH_PREFIX)]
 
 
 def _remove_cgroup_tree(root: Path) -> None:

@@ -63,6 +63,8 @@ REPO_PACKAGES = (
 )
 # Real wheels from PyPI for the local index: the PD router, Mooncake's transfer engine, uv (and what they need).
 PYPI_REQUIREMENTS = ("smg==1.13.0", "mooncake-transfer-engine==0.3.13.post1", "uv==0.13.9")
+# Earlier routers beside it, each fetched alone (one resolver run cannot hold two versions): a router upgrade.
+PYPI_EARLIER_ROUTERS = ("smg==1.12.0",)
 
 # Inputs whose change means a new image.
 RECIPE_FILES = ("image.py", "customize.sh", "debs.py", "wheels.py")
@@ -81,7 +83,7 @@ def _digest_tree(digest, path: Path) -> None:
 
 def recipe_digest() -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([SUITE, BASE_PACKAGES, REPO_PACKAGES, PYPI_REQUIREMENTS]).encode())
+    digest.update(json.dumps([SUITE, BASE_PACKAGES, REPO_PACKAGES, PYPI_REQUIREMENTS, PYPI_EARLIER_ROUTERS]).encode())
     for name in RECIPE_FILES:
         path = HERE / name
         if path.exists():
@@ -146,7 +148,10 @@ def build(paths: SandboxPaths, log=print, force: bool = False) -> bool:
     wheels.build_standin_sglang_wheel(wheel_dir)
     cached = paths.downloads / "wheels"
     cached.mkdir(parents=True, exist_ok=True)
-    for wheel in wheels.download_wheels(list(PYPI_REQUIREMENTS), cached):
+    fetched = wheels.download_wheels(list(PYPI_REQUIREMENTS), cached)
+    for router in PYPI_EARLIER_ROUTERS:
+        fetched += wheels.download_wheels([router], cached)
+    for wheel in fetched:
         shutil.copy2(wheel, wheel_dir / wheel.name)
     wheels.write_simple_index(wheel_dir, pypi / "simple")
 

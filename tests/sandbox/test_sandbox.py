@@ -119,6 +119,8 @@ def _leftovers() -> list[str]:
     found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith("pdfsb-")]
     if subprocess.run(["ip", "link", "show", "pdfsb0"], capture_output=True).returncode == 0:
         found.append("bridge pdfsb0")
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if ": vpdfsb" in line]
     for base in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
         if (base / "pdfleet-sandbox").exists():
             found.append(f"cgroup {base / 'pdfleet-sandbox'}")
