@@ -41,6 +41,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 # Seconds after a POST during which the worker counts as being registered (smg probes it and reads its server
@@ -214,7 +215,13 @@ def apply(members: dict, pending: dict[str, float]) -> list[tuple]:
     registered = registered_workers(router)
     for worker in registered:  # registered: that POST is done (a restarted router has none, and gets them again)
         pending.pop(worker.get("url"), None)
-    actions = plan(members, registered, pending, engine_healthy, time.monotonic())
+    # The engines not registered are asked in parallel: each /health of SGLang runs a generation (about a second
+    # on the sandbox's stand-ins), and a restarted router waits for every one of them.
+    listed = {w.get("url") for w in registered}
+    missing = [w["spec"]["url"] for w in members["workers"] if w["spec"]["url"] not in listed]
+    with ThreadPoolExecutor(max_workers=max(1, len(missing))) as pool:
+        verdicts = dict(zip(missing, pool.map(engine_healthy, missing), strict=True))
+    actions = plan(members, registered, pending, lambda url: verdicts.get(url, False), time.monotonic())
     for action in actions:
         if action[0] == "delete":
             _, worker_id, url, why = action
