@@ -692,3 +692,80 @@ def test_compile_deep_gemm_fills_the_cache_and_takes_the_configured_time(tmp_pat
         timeout=30,
     )
     assert result.returncode == 1 and "DeepGEMM Kernels compilation timeout." in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. two versions: 0.5.6.post2 beside 0.5.23, and a mixed pair that fails as it fails on real nodes
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory) -> dict[str, Path]:
+    """Each version's stand-in wheel, unpacked (a pure-Python wheel runs from its files)."""
+    root = tmp_path_factory.mktemp("versions")
+    found = {}
+    for version in wheels.STANDIN_SGLANG_VERSIONS:
+        wheel = wheels.build_standin_sglang_wheel(root / "wheels", version=version)
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(root / version)
+        found[version] = root / version
+    return found
+
+
+def _launch(site: Path, spec, tmp_path: Path, log: Path, name: str) -> tuple[subprocess.Popen, dict[str, str]]:
+    """One node of pdfleet's plan, on loopback ports, from a version's stand-in; a lone decode rank 0 serves
+    without waiting for rank 1 (rendezvous off)."""
+    values = {"--host": LOOPBACK, "--port": str(free_port())}
+    if "--disaggregation-bootstrap-port" in spec.server_args:
+        values["--disaggregation-bootstrap-port"] = str(free_port())
+    if "--dist-init-addr" in spec.server_args:
+        values["--dist-init-addr"] = f"{LOOPBACK}:{free_port()}"
+    env = clean_env(
+        PYTHONPATH=str(site),
+        SGLANG_STANDIN_LOG=str(log),
+        SGLANG_STANDIN_REQUIRE_MODEL_PATH="0",
+        SGLANG_STANDIN_RENDEZVOUS="0",
+        SGLANG_STANDIN_BOOTSTRAP_TIMEOUT="1",
+    )
+    argv = [sys.executable, "-m", "sglang.launch_server", *replace_values(list(spec.server_args), values)]
+    return start(argv, env, tmp_path, name), values
+
+
+@pytest.mark.parametrize(
+    ("prefill_version", "decode_version"),
+    [("0.5.23", "0.5.23"), ("0.5.6.post2", "0.5.6.post2"), ("0.5.23", "0.5.6.post2"), ("0.5.6.post2", "0.5.23")],
+)
+def test_each_version_takes_its_own_command_lines_and_only_a_same_version_pair_serves(
+    sites, tmp_path, prefill_version, decode_version
+):
+    log = tmp_path / "standin.jsonl"
+    prefill_spec = plan(load(PROD).with_sglang_version(prefill_version)).ranks("prefill-0")[0]
+    decode_spec = plan(load(PROD).with_sglang_version(decode_version)).ranks("decode")[0]
+    prefill, p_values = _launch(sites[prefill_version], prefill_spec, tmp_path, log, "prefill")
+    decode, d_values = _launch(sites[decode_version], decode_spec, tmp_path, log, "decode")
+    try:
+        procs = [prefill, decode]
+        for values in (p_values, d_values):
+            wait_http(int(values["--port"]), "/health", procs)
+        assert not events(log, "launch_rejected")  # pdfleet's command lines of that version parse
+        for version, values in ((prefill_version, p_values), (decode_version, d_values)):
+            port = int(values["--port"])
+            assert json.loads(http("GET", port, "/server_info")[1])["version"] == version
+            legacy = version == "0.5.6.post2"
+            assert http("GET", port, "/ready")[0] == (404 if legacy else 200)
+            assert http("GET", port, "/get_load" if legacy else "/v1/loads")[0] == 200
+        request = {
+            "text": "hi",
+            "bootstrap_host": LOOPBACK,
+            "bootstrap_port": int(p_values["--disaggregation-bootstrap-port"]),
+            "bootstrap_room": 7,
+        }
+        status, body = http("POST", int(d_values["--port"]), "/generate", request)
+        if prefill_version == decode_version:
+            assert status == 200, body
+        else:
+            assert status >= 400 and b"did not answer GET /route (HTTP 400)" in body, (status, body)
+            asked = [e for e in events(log, "bootstrap_request") if e["path"] == "/route"]
+            assert asked and all(e["method"] == "GET" for e in asked)
+    finally:
+        for proc in (decode, prefill):
+            stop(proc)

@@ -144,8 +144,9 @@ def build(paths: SandboxPaths, log=print, force: bool = False) -> bool:
 
     log("image | build the stand-in vendor packages")
     debs.build_standin_debs(standin_debs, FIXTURES)
-    log("image | build the stand-in sglang wheel and fetch the real smg router")
-    wheels.build_standin_sglang_wheel(wheel_dir)
+    log("image | build the stand-in sglang wheels and fetch the real smg router")
+    for version in wheels.STANDIN_SGLANG_VERSIONS:
+        wheels.build_standin_sglang_wheel(wheel_dir, version=version)
     cached = paths.downloads / "wheels"
     cached.mkdir(parents=True, exist_ok=True)
     fetched = wheels.download_wheels(list(PYPI_REQUIREMENTS), cached)

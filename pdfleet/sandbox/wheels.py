@@ -1,9 +1,10 @@
 """Python wheels for the sandbox's local package index: the stand-in `sglang` and the real router (`smg`).
 
-* `build_standin_sglang_wheel(out_dir)` builds `sglang-0.5.23-py3-none-any.whl` from
-  pdfleet/sandbox/standins/sglang with the standard library only (no setuptools, no network): PEP 427 layout,
-  METADATA / WHEEL / RECORD (sha256 of every file), fixed timestamps and permissions, sorted entries: the same
-  source gives the same bytes, so an image cache keyed on the wheel's hash stays valid.
+* `build_standin_sglang_wheel(out_dir, version=...)` builds `sglang-<version>-py3-none-any.whl` (0.5.23, or
+  0.5.6.post2 with that version's option table and bootstrap protocol) from pdfleet/sandbox/standins/sglang
+  with the standard library only (no setuptools, no network): PEP 427 layout, METADATA / WHEEL / RECORD (sha256
+  of every file), fixed timestamps and permissions, sorted entries: the same source gives the same bytes, so an
+  image cache keyed on the wheel's hash stays valid.
 * `download_wheels(requirements, out_dir)` runs `pip download --only-binary=:all:` for the real packages (smg and
   its dependencies) for the hosts' Python: this one needs the package index (PyPI), once, when the image is built.
 * `write_simple_index(wheel_dir, index_dir)` makes index_dir a PEP 503 static "simple" index over a directory of
@@ -27,6 +28,9 @@ from pdfleet.runtimeplan import normalize  # PEP 503, as the runtime compares in
 
 STANDIN_SGLANG_SOURCE = Path(__file__).resolve().parent / "standins" / "sglang"
 STANDIN_SGLANG_VERSION = "0.5.23"
+# Every version the sandbox's index offers (a cutover, a rollback, a mixed pair that must fail); each wheel holds
+# that version's option table and behaviour (sglang/_server.py: LEGACY).
+STANDIN_SGLANG_VERSIONS = ("0.5.23", "0.5.6.post2")
 # Real SGLang 0.5.23 requires Python >= 3.11 (its wheel is cp311); the hosts run Debian bookworm's python3 (3.11).
 STANDIN_REQUIRES_PYTHON = ">=3.11"
 # A fixed time for every archive entry: 1980-01-01, the earliest a zip file can record.
@@ -78,21 +82,35 @@ def _zipinfo(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def build_standin_sglang_wheel(out_dir: Path, source: Path = STANDIN_SGLANG_SOURCE) -> Path:
-    """Build sglang-0.5.23-py3-none-any.whl into out_dir and return its path (deterministic bytes)."""
+def build_standin_sglang_wheel(
+    out_dir: Path, source: Path = STANDIN_SGLANG_SOURCE, version: str = STANDIN_SGLANG_VERSION
+) -> Path:
+    """Build sglang-<version>-py3-none-any.whl into out_dir and return its path (deterministic bytes). The source
+    says 0.5.23; another version of STANDIN_SGLANG_VERSIONS gets its version lines rewritten."""
+    if version not in STANDIN_SGLANG_VERSIONS:
+        raise ValueError(f"stand-in sglang {version}: expected one of {', '.join(STANDIN_SGLANG_VERSIONS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = _package_files(source)
-    version_line = next(
-        (line for line in dict(files)["sglang/__init__.py"].decode().splitlines() if line.startswith("__version__")),
-        "",
-    )
+    init = dict(files)["sglang/__init__.py"].decode()
+    version_line = next((line for line in init.splitlines() if line.startswith("__version__")), "")
     if f'"{STANDIN_SGLANG_VERSION}"' not in version_line:
         raise ValueError(f"sglang/__init__.py says {version_line!r}, expected {STANDIN_SGLANG_VERSION}")
-    dist_info = f"sglang-{STANDIN_SGLANG_VERSION}.dist-info"
+    if f"_flags_{version.replace('.', '_')}.json" not in {name.rsplit("/", 1)[1] for name, _ in files}:
+        raise FileNotFoundError(f"{source}/sglang: no option table for {version}")
+    if version != STANDIN_SGLANG_VERSION:
+        parts = tuple(int(p) if p.isdigit() else p for p in version.split("."))
+        lines = [
+            f'__version__ = "{version}"' if line.startswith("__version__")
+            else f"__version_tuple__ = {parts!r}" if line.startswith("__version_tuple__")
+            else line
+            for line in init.splitlines()
+        ]  # fmt: skip
+        files = [(n, ("\n".join(lines) + "\n").encode() if n == "sglang/__init__.py" else d) for n, d in files]
+    dist_info = f"sglang-{version}.dist-info"
     readme = (source / "README.md").read_text(encoding="utf-8")
     files += [
-        (f"{dist_info}/METADATA", _metadata(STANDIN_SGLANG_VERSION, readme)),
+        (f"{dist_info}/METADATA", _metadata(version, readme)),
         (f"{dist_info}/WHEEL", _wheel_file()),
         (f"{dist_info}/top_level.txt", b"sglang\n"),
     ]
@@ -100,7 +118,7 @@ def build_standin_sglang_wheel(out_dir: Path, source: Path = STANDIN_SGLANG_SOUR
     record += f"{dist_info}/RECORD,,\n"
     files.append((f"{dist_info}/RECORD", record.encode()))
 
-    target = out_dir / f"sglang-{STANDIN_SGLANG_VERSION}-py3-none-any.whl"
+    target = out_dir / f"sglang-{version}-py3-none-any.whl"
     partial = target.with_name(target.name + ".partial")
     with zipfile.ZipFile(partial, "w") as archive:
         for name, data in files:

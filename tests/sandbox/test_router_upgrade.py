@@ -31,22 +31,3 @@ def test_a_router_upgrade_finishes_the_requests_in_flight_and_serves_on_the_new_
     assert row["in_flight_failed"] == 0, row  # the shutdown grace let every one of them finish
     assert row["stop_to_start_s"] < sandbox.cluster.router.shutdown_grace_secs, row
     assert row["router_view"] == {"prefill-0": "ready", "prefill-1": "ready", "decode": "ready"}, row
-
-
-def test_an_sglang_version_change_on_the_serving_cluster_is_refused_and_changes_nothing(cluster):
-    """Prefill and decode of different SGLang versions cannot pair: a converge that would roll a new version in while
-    the old one serves stops before any change (docs/runbooks/upgrade.md)."""
-    sandbox, work = cluster
-    sandbox.wait_ready(timeout=180)
-    pids = {s.unit: faults.ssh(s.host, f"systemctl show -p MainPID --value {s.unit}") for s in sandbox.serving.servers}
-    other = sandbox.inventory_with(work / "sglang-0.5.6.post2", lambda doc: doc["sglang"].update(version="0.5.6.post2"))
-    refused = faults.pyinfra(str(other), "deploys/pd.py", "--data", "pdfleet_allow_outage=decode")
-    assert refused.returncode != 0
-    assert "serves SGLang 0.5.23, the inventory says 0.5.6.post2: prefill and decode" in refused.stderr, refused.stderr
-    assert "Nothing was changed" in refused.stderr and "pdfleet_allow_outage=all" in refused.stderr
-    after = {s.unit: faults.ssh(s.host, f"systemctl show -p MainPID --value {s.unit}") for s in sandbox.serving.servers}
-    assert after == pids  # nothing restarted
-    venv = sandbox.cluster.runtime.venv
-    for spec in sandbox.serving.servers:  # the running version's wheels untouched
-        assert faults.ssh(spec.host, f"ls -d {venv}/lib/python3*/site-packages/sglang-0.5.23.dist-info").strip(), spec
-    assert sandbox.view() == {"prefill-0": "ready", "prefill-1": "ready", "decode": "ready"}

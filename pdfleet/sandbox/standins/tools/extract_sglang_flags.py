@@ -186,9 +186,12 @@ def main() -> int:
     try:
         import sglang
         import sglang.srt.server_args as server_args_module
-        from sglang.srt.model_executor import cuda_graph_config
     except Exception as exc:  # noqa: BLE001
         _fail(f"cannot import SGLang ({type(exc).__name__}: {exc}); is PYTHONPATH set to the parser tree?")
+    try:  # 0.5.23 and later: --cuda-graph-config's phases and keys (0.5.6.post2 has no such option)
+        from sglang.srt.model_executor import cuda_graph_config
+    except ImportError:
+        cuda_graph_config = None
 
     sentinel = "__argparse_default_prog__"
     saved_argv0 = sys.argv[0]
@@ -228,7 +231,9 @@ def main() -> int:
                 "phases": list(cuda_graph_config.Phase.ALL),
                 "allowed_keys": {k: list(v) for k, v in cuda_graph_config.ALLOWED_KEYS_PER_PHASE.items()},
             }
-        },
+        }
+        if cuda_graph_config
+        else {},
         "options": server_actions,
     }
     sys.stdout.write(_dump(table))

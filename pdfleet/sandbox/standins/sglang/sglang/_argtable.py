@@ -20,7 +20,10 @@ import sys
 from decimal import Decimal
 from importlib import resources
 
-TABLE_RESOURCE = "_flags_0_5_23.json"
+from sglang import __version__
+
+# The option table of this package's version (the wheel builder sets the version; one table per version).
+TABLE_RESOURCE = f"_flags_{__version__.replace('.', '_')}.json"
 
 
 def load_table() -> dict:
@@ -120,6 +123,7 @@ def _cuda_graph_config_type(spec: dict):
 
 
 def _types(table: dict) -> dict:
+    cuda_graph_config = table["types"].get("parse_cuda_graph_config_arg")  # 0.5.23 on; 0.5.6.post2 has none
     return {
         "str": str,
         "int": int,
@@ -129,7 +133,7 @@ def _types(table: dict) -> dict:
         "loads": loads,
         "json_list_type": json_list_type,
         "parse_cuda_graph_backend_arg": parse_cuda_graph_backend_arg,
-        "parse_cuda_graph_config_arg": _cuda_graph_config_type(table["types"]["parse_cuda_graph_config_arg"]),
+        **({"parse_cuda_graph_config_arg": _cuda_graph_config_type(cuda_graph_config)} if cuda_graph_config else {}),
     }
 
 
@@ -257,4 +261,10 @@ def parse(kind: str, argv: list[str]) -> argparse.Namespace:
     if kind == "launch_server" and "--config" in argv:
         # SGLang merges a YAML config file into argv before parsing; the stand-in has no YAML reader.
         parser.error("--config: config files are not supported by the sglang stand-in (pdfleet sandbox)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # 0.5.6.post2 names the sizes' destinations in full; its ServerArgs.from_cli_args maps them to these names.
+    for short, full in (("tp_size", "tensor_parallel_size"), ("dp_size", "data_parallel_size"),
+                        ("pp_size", "pipeline_parallel_size")):  # fmt: skip
+        if not hasattr(args, short) and hasattr(args, full):
+            setattr(args, short, getattr(args, full))
+    return args

@@ -33,6 +33,18 @@ from sglang import __version__
 from sglang._standin import FAKE_BOOTSTRAP_HOST, jsonable, knob_bool, knob_float, log_event
 
 ANSWER = "This is the SGLang stand-in of the pdfleet sandbox, not a language model."
+
+# What differs between the versions the sandbox speaks (../shared/reference/day2-router-and-runbooks.md §3):
+# the prefill's bootstrap query (a 0.5.6.post2 decode asks engine_rank/target_dp_group/target_pp_rank; a 0.5.23
+# prefill wants prefill_dp_rank/prefill_cp_rank/target_tp_rank/target_pp_rank and answers 400 "Missing inputs for
+# bootstrap server." otherwise, and the other way round), so a mixed pair fails every request; /ready (0.5.23
+# only); the load endpoint (/get_load before 0.5.23's /v1/loads).
+LEGACY = tuple(int(part) for part in __version__.split(".")[:3]) < (0, 5, 7)
+if LEGACY:
+    ROUTE_KEYS: tuple[str, ...] = ("engine_rank", "target_dp_group", "target_pp_rank")
+else:
+    ROUTE_KEYS = ("prefill_dp_rank", "prefill_cp_rank", "target_tp_rank", "target_pp_rank")
+LAYOUT_QUERY = "&".join(f"{key}=-1" for key in ROUTE_KEYS)  # what a decode asks first: the prefill's layout
 _REDACT = ("api_key", "admin_api_key", "ssl_keyfile_password", "watermark_key", "watermark_key_b")
 
 
@@ -259,9 +271,7 @@ class Engine:
                 try:
                     conn = http.client.HTTPConnection(host, port, timeout=2)
                     try:
-                        conn.request(
-                            "GET", "/route?prefill_dp_rank=-1&prefill_cp_rank=-1&target_tp_rank=-1&target_pp_rank=-1"
-                        )
+                        conn.request("GET", f"/route?{LAYOUT_QUERY}")
                         response = conn.getresponse()
                         response.read()
                     finally:
@@ -514,6 +524,9 @@ class ApiHandler(_Handler):
         "/v1/loads": "_loads",
         "/flush_cache": "_flush_cache",
     }
+    if LEGACY:
+        GET_ROUTES = {p: m for p, m in GET_ROUTES.items() if p not in ("/ready", "/v1/loads")}
+        GET_ROUTES["/get_load"] = "_get_load"
     POST_ROUTES = {
         "/generate": "_generate",
         "/v1/completions": "_completions",
@@ -604,6 +617,15 @@ class ApiHandler(_Handler):
         include = self._query.get("include")
         sections = {s.strip() for s in include[0].split(",")} if include else None
         self._json(200, self.engine.loads(sections))
+
+    def _get_load(self) -> None:
+        """0.5.6.post2's /get_load: per DP rank, num_reqs counting the waiting requests too."""
+        loads = self.engine.loads(None)["loads"]
+        self._json(200, [
+            {"dp_rank": x["dp_rank"], "num_reqs": x["num_running_reqs"] + x["num_waiting_reqs"],
+             "num_waiting_reqs": x["num_waiting_reqs"], "num_tokens": x["num_used_tokens"]}
+            for x in loads
+        ])  # fmt: skip
 
     def _flush_cache(self) -> None:
         self._body()
@@ -847,8 +869,7 @@ class BootstrapHandler(_Handler):
                 return self._text(200, "OK")
             if method != "GET":
                 return self._send(405, b"Method not allowed", "application/json")
-            keys = ("prefill_dp_rank", "prefill_cp_rank", "target_tp_rank", "target_pp_rank")
-            values = [(query.get(k) or [""])[0] for k in keys]
+            values = [(query.get(k) or [""])[0] for k in ROUTE_KEYS]
             if not all(values):
                 return self._text(400, "Missing inputs for bootstrap server.")
             try:
@@ -856,7 +877,16 @@ class BootstrapHandler(_Handler):
             except ValueError:
                 return self._text(400, "Missing inputs for bootstrap server.")
             a = engine.args
-            if numbers == [-1, -1, -1, -1]:
+            if LEGACY and numbers == [-1] * len(ROUTE_KEYS):
+                return self._json(
+                    200,
+                    {
+                        "prefill_attn_tp_size": engine.attn_tp_size,
+                        "prefill_dp_size": engine.dp_size,
+                        "prefill_pp_size": a.pp_size or 1,
+                    },
+                )
+            if numbers == [-1] * len(ROUTE_KEYS):
                 return self._json(
                     200,
                     {
@@ -890,7 +920,8 @@ def make_servers(engine: Engine) -> list[tuple[str, ThreadingHTTPServer]]:
     try:
         if engine.rank == 0:
             servers.append(("http", _Server((args.host, args.port), ApiHandler, engine)))
-            bootstrap = engine.role == "prefill" or (args.enable_pd_role_switch and engine.role != "null")
+            switch = getattr(args, "enable_pd_role_switch", False)  # 0.5.23 on
+            bootstrap = engine.role == "prefill" or (switch and engine.role != "null")
             if bootstrap:
                 server = _Server((args.host, args.disaggregation_bootstrap_port), BootstrapHandler, engine)
                 servers.append(("bootstrap", server))

@@ -1,0 +1,68 @@
+"""An SGLang version change on the serving sandbox (0.5.23 and the 0.5.6.post2 stand-in, whose bootstrap protocols
+differ as the real ones do: a mixed pair fails every request). pdfleet never builds a mixed pair: a converge that
+would roll the new version in while the old one serves stops before any change; in its window
+(`pdfleet_allow_outage=all`) every instance moves to the new version and back again (the rollback), under a
+bounded open-loop load through the router. benchmarks/upgrade.py prints the same figures against the floor of
+restarting every instance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import faults
+from benchmarks import upgrade as bench
+
+RESULTS: dict[str, dict] = {}
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox, tmp_path_factory):
+    sandbox_cluster = faults.SandboxCluster()
+    converge = faults.pyinfra(str(sandbox_cluster.inventory), "deploys/pd.py")
+    assert converge.returncode == 0, converge.stderr[-3000:]
+    yield sandbox_cluster, tmp_path_factory.mktemp("upgrade")
+    print("\nupgrade figures:", json.dumps(RESULTS, indent=1, default=str))
+
+
+def test_an_sglang_version_change_on_the_serving_cluster_is_refused_and_changes_nothing(cluster):
+    """Prefill and decode of different SGLang versions cannot pair: a converge that would roll a new version in while
+    the old one serves stops before any change (docs/runbooks/upgrade.md)."""
+    sandbox, work = cluster
+    sandbox.wait_ready(timeout=180)
+    pids = {s.unit: faults.ssh(s.host, f"systemctl show -p MainPID --value {s.unit}") for s in sandbox.serving.servers}
+    other = sandbox.inventory_with(work / "sglang-0.5.6.post2", lambda doc: doc["sglang"].update(version="0.5.6.post2"))
+    refused = faults.pyinfra(str(other), "deploys/pd.py", "--data", "pdfleet_allow_outage=decode")
+    assert refused.returncode != 0
+    assert "serves SGLang 0.5.23, the inventory says 0.5.6.post2: prefill and decode" in refused.stderr, refused.stderr
+    assert "Nothing was changed" in refused.stderr and "pdfleet_allow_outage=all" in refused.stderr
+    after = {s.unit: faults.ssh(s.host, f"systemctl show -p MainPID --value {s.unit}") for s in sandbox.serving.servers}
+    assert after == pids  # nothing restarted
+    venv = sandbox.cluster.runtime.venv
+    for spec in sandbox.serving.servers:  # the running version's wheels untouched
+        assert faults.ssh(spec.host, f"ls -d {venv}/lib/python3*/site-packages/sglang-0.5.23.dist-info").strip(), spec
+    assert sandbox.view() == {"prefill-0": "ready", "prefill-1": "ready", "decode": "ready"}
+
+
+def test_a_version_cutover_and_its_rollback_in_the_window(cluster):
+    sandbox, work = cluster
+    rows = bench.upgrade_and_rollback(sandbox, rate=10, work=work)
+    for name, row in rows.items():
+        outcome = row["outcome"]
+        RESULTS[name] = (
+            {**row, "outcome": {k: v for k, v in outcome.items() if k != "stderr_tail"}}
+            if isinstance(outcome, dict) and "stderr_tail" in outcome
+            else row
+        )
+    old, new = sandbox.cluster.sglang_version, bench.OTHER_VERSION
+    refused = rows["refused"]
+    assert refused["outcome"]["exit"] != 0 and refused["failed"] == 0, refused
+    assert f"serves SGLang {old}, the inventory says {new}" in "\n".join(refused["outcome"]["stderr_tail"])
+    cutover, rollback = rows[f"cutover {old} -> {new}"], rows[f"rollback {new} -> {old}"]
+    for row in (cutover, rollback):
+        assert row["outcome"]["exit"] == 0, "\n".join(row["outcome"]["stderr_tail"])
+    instances = [i.name for i in sandbox.cluster.instances]
+    assert rows["versions after the cutover"]["outcome"] == dict.fromkeys(instances, new)
+    assert rows["versions after the rollback"]["outcome"] == dict.fromkeys(instances, old)
+    assert rows["router_view"]["outcome"] == {"prefill-0": "ready", "prefill-1": "ready", "decode": "ready"}
