@@ -114,6 +114,34 @@ def test_in_flight_reads_both_load_endpoints():
         agent.in_flight({"detail": "Not Found"})
 
 
+def test_an_engine_of_the_other_version_is_read_at_its_own_load_endpoint():
+    """A drain before a version change: the membership names the new version's load endpoint, the engine still
+    runs the old one. Read at the other endpoint, not waited for until the drain's bound."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class OldEngine(BaseHTTPRequestHandler):  # 0.5.6.post2: /get_load only
+        def do_GET(self):  # noqa: N802
+            body = b'[{"dp_rank": 0, "num_reqs": 3, "num_waiting_reqs": 1}]' if self.path == "/get_load" else b"{}"
+            self.send_response(200 if self.path == "/get_load" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer((LOOPBACK, 0), OldEngine)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://{LOOPBACK}:{server.server_address[1]}"
+        assert agent.engine_in_flight(url, "/v1/loads") == 3
+        assert agent.engine_in_flight(url, "/get_load") == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert agent.engine_in_flight(url, "/v1/loads") is None  # nothing answers
+
+
 def test_the_agent_writes_the_bytes_the_render_writes():
     """A converge after a drain and an undrain finds the file it would write: no change."""
     drained = {"prefill-1": {"by": "operator", "reason": "disk", "since": "2026-12-06T03:00:00Z"}}

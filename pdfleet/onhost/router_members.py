@@ -175,6 +175,24 @@ def in_flight(body) -> int:
     raise ValueError(f"not a load report: {str(body)[:200]}")
 
 
+# Every load endpoint an engine may have. The membership names its version's; an engine still running another
+# version (drained before its restart onto the new one) answers the other one.
+LOAD_PATHS = ("/v1/loads", "/get_load")
+
+
+def engine_in_flight(url: str, load_path: str) -> int | None:
+    """Requests the engine still holds, from its own load endpoint (the membership's first, then the other);
+    None when it answers neither."""
+    for path in (load_path, *(p for p in LOAD_PATHS if p != load_path)):
+        try:
+            code, body = http("GET", f"{url}{path}")
+            if code == 200:
+                return in_flight(body)
+        except (OSError, ValueError):
+            return None
+    return None
+
+
 # ----- HTTP -----
 
 
@@ -302,11 +320,7 @@ def drain(path: str, name: str, by: str, reason: str, timeout: float) -> int:
     log(f"{name}: out of the router ({status or 'gone'}) after {time.monotonic() - started:.1f} s")
     count = None
     while True:
-        try:
-            code, body = http("GET", f"{url}{worker['load_path']}")
-            count = in_flight(body) if code == 200 else None
-        except (OSError, ValueError):
-            count = None
+        count = engine_in_flight(url, worker["load_path"])
         if count == 0:
             log(f"{name}: no request in flight, drained in {time.monotonic() - started:.1f} s")
             return 0
