@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from pdfleet import knownhosts
-from pdfleet.cluster import Cluster
+from pdfleet.cluster import Cluster, load_cluster
 from pdfleet.inventory import display_path, yaml_for
 from pdfleet.replaceplan import STEPS, Move, Refused, Replacement, already_replaced, plan_replacement
 
@@ -34,6 +34,10 @@ CONNECT_TIMEOUT = 5
 def progress_path(inventory: str) -> Path:
     path = yaml_for(inventory)
     return path.with_name(f".{path.stem}.replace.json")
+
+
+# Seconds the command waits, after the converge, for the replaced instance to be ready in the router.
+ROUTER_READY_TIMEOUT = 120
 
 
 def say(step: str, text: str) -> None:
@@ -113,10 +117,10 @@ class Replace:
             command, cwd=REPO, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
         )
 
-    def router_status(self, instance: str) -> str:
+    def router_status(self, instance: str, router: str | None = None) -> str:
         """The router's status of INSTANCE (ready, not_ready, failed, draining, absent), read on the router's node
-        by deploys/status.py; "unknown" when that node does not answer."""
-        router = self.cluster.router.node
+        (ROUTER, else the inventory's as the run began) by deploys/status.py; "unknown" when it does not answer."""
+        router = router or self.cluster.router.node
         with tempfile.TemporaryDirectory(prefix="pdfleet-replace-") as out:
             self.pyinfra("status.py", "--limit", router, "--data", f"pdfleet_status_out={out}")
             report = Path(out) / f"{router}.json"
@@ -407,6 +411,22 @@ def _outage_report(replacement: Replacement, outage: dict) -> str:
     return f"OUTAGE of the {replacement.role} role: its length is in the converge's 'Restart | ... OUTAGE' line"
 
 
+def _wait_in_router(run: Replace, replacement: Replacement) -> None:
+    """Nothing was drained (OLD did not answer): done means the instance ready in the router all the same, the router
+    of the rewritten inventory (it moved when OLD held it, and a new router registers its workers after it starts)."""
+    if replacement.instance is None:
+        say("undrain", "nothing was drained")
+        return
+    router = load_cluster(run.yaml).router.node
+    deadline = time.monotonic() + ROUTER_READY_TIMEOUT
+    while (status := run.router_status(replacement.instance, router)) != "ready":
+        if time.monotonic() > deadline:
+            why = f"{replacement.instance} is {status} in the router on {router} {ROUTER_READY_TIMEOUT} s after the"
+            _fail(f"{why} converge; look at `pdfleet status {run.inventory}`, then run the same command again", 1)
+        time.sleep(2)
+    say("undrain", f"nothing was drained; {replacement.instance} ready in the router on {router}")
+
+
 def _converge(run: Replace, replacement: Replacement, record: dict) -> None:
     args = []
     if replacement.outage_switch:
@@ -426,7 +446,7 @@ def _converge(run: Replace, replacement: Replacement, record: dict) -> None:
 
 def _undrain(run: Replace, replacement: Replacement, record: dict) -> None:
     if not record.get("drained"):
-        say("undrain", "nothing was drained")
+        _wait_in_router(run, replacement)
         return
     router = run.cluster.router.node  # a drain happened only through a router that stays where it is
     data = ["--data", f"pdfleet_drain={replacement.instance}", "--data", "pdfleet_drain_action=undrain"]
