@@ -359,6 +359,7 @@ def _decision(serving, instance) -> tuple[Step, str]:
     drained = _connected(serving.router.host).get_fact(RouterMembership)
     digest = instance_inputs(common.rendered_files(), serving, instance.name)
     running = _connected(ranks[0].host).get_fact(AppliedVersion, instance=instance.name)
+    allowed = allowed_outages()
     step = decide(
         instance=instance.name,
         role=instance.role,
@@ -366,27 +367,27 @@ def _decision(serving, instance) -> tuple[Step, str]:
         digests=[_connected(s.host).get_fact(AppliedInputs, instance=instance.name) for s in ranks],
         states=[_connected(s.host).get_fact(SystemdUnitState, unit=s.unit) for s in ranks],
         siblings=sum(1 for i in cluster.instances if i.role == instance.role and i.name != instance.name),
-        allowed=bool({instance.name, "all"} & allowed_outages()),
+        allowed=bool({instance.name, "all"} & allowed),
         drained_by_rolling=(drained.get(instance.name) or {}).get("by") == "rolling",
         running_version=running,
         version=cluster.sglang_version,
-        cutover_allowed="all" in allowed_outages(),
+        cutover_allowed="all" in allowed,
     )
-    where = f"{cluster.source}: instance '{instance.name}' ({', '.join(s.host for s in ranks)})"
-    if step.kind == "refuse" and running and running != cluster.sglang_version:
-        message = (
-            f"{where}: serves SGLang {running}, the inventory says {cluster.sglang_version}: prefill and decode of "
-            "different versions cannot pair, so changing one instance while the others serve fails the requests it "
-            "takes. Nothing was changed. In a maintenance window, re-run with --data pdfleet_allow_outage=all (every "
-            "instance restarts on the new version; the deploy times the outage)"
-        )
-    elif step.kind == "refuse":
-        message = (
-            f"{where}: its inputs changed and it serves, and it is the only {instance.role} instance: restarting it "
-            f"is an outage. Nothing was changed. Re-run with --data pdfleet_allow_outage={instance.name} to restart "
-            "it (the deploy times the outage), or keep the change for a maintenance window"
-        )
     if step.kind == "refuse":
+        where = f"{cluster.source}: instance '{instance.name}' ({', '.join(s.host for s in ranks)})"
+        if running and running != cluster.sglang_version:
+            message = (
+                f"{where}: serves SGLang {running}, the inventory says {cluster.sglang_version}: prefill and decode "
+                "of different versions cannot pair, so changing one instance while the others serve fails the "
+                "requests it takes. Nothing was changed. In a maintenance window, re-run with --data "
+                "pdfleet_allow_outage=all (every instance restarts on the new version; the deploy times the outage)"
+            )
+        else:
+            message = (
+                f"{where}: its inputs changed and it serves, and it is the only {instance.role} instance: restarting "
+                f"it is an outage. Nothing was changed. Re-run with --data pdfleet_allow_outage={instance.name} to "
+                "restart it (the deploy times the outage), or keep the change for a maintenance window"
+            )
         if not common.dry_run():
             raise DeployError(message)
         logger.warning(f"{host.print_prefix}Restart | {message}")

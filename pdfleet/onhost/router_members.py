@@ -128,23 +128,18 @@ def plan(members: dict, registered: list[dict], pending: dict[str, float], healt
     known = {w["spec"]["url"]: w for w in members["workers"]}
     status_of = {w.get("url"): w.get("status") for w in registered}
     actions: list[tuple] = []
-    present: set[str] = set()
     respecified_roles: set[str] = set()
     for worker in registered:
         url, status = worker.get("url"), worker.get("status")
         if status == "draining":
-            present.add(url)  # on its way out: re-added once smg has forgotten it
-            continue
+            continue  # on its way out: re-added once smg has forgotten it (to_register skips what is listed)
         if url not in wanted:
             why = "drained" if url in known else "not in the membership"
             actions.append(("delete", worker["id"], url, why))
-            present.add(url)
             continue
         if status == "failed":
             actions.append(("delete", worker["id"], url, "failed (smg never probes a failed worker again)"))
-            present.add(url)
             continue
-        present.add(url)
         if worker.get("labels", {}).get(LABEL_SPEC) != spec_digest(wanted[url]["spec"]):
             # Registered again with its new spec, one worker of a role at a time and only while the role's other
             # workers serve: a changed setting must not take a whole role out. The only worker of its role keeps
@@ -155,14 +150,23 @@ def plan(members: dict, registered: list[dict], pending: dict[str, float], healt
             if role not in respecified_roles and (serving_others or status != "ready"):
                 respecified_roles.add(role)
                 actions.append(("delete", worker["id"], url, "registered with another spec"))
-    for url, worker in wanted.items():
-        if url in present:
-            continue
-        if now - pending.get(url, -1e9) < REGISTRATION_GRACE:
-            continue
+    for url in to_register(members, registered, pending, now):
         if healthy(url):
-            actions.append(("add", url, labelled(worker)))
+            actions.append(("add", url, labelled(wanted[url])))
     return actions
+
+
+def to_register(members: dict, registered: list[dict], pending: dict[str, float], now: float) -> list[str]:
+    """The workers a pass adds if their engine is healthy: in the membership, not drained, not listed by the router
+    in any state, no registration of theirs in progress."""
+    listed = {w.get("url") for w in registered}
+    return [
+        w["spec"]["url"]
+        for w in members["workers"]
+        if w["instance"] not in members["drained"]
+        and w["spec"]["url"] not in listed
+        and now - pending.get(w["spec"]["url"], -1e9) >= REGISTRATION_GRACE
+    ]
 
 
 def in_flight(body) -> int:
@@ -233,13 +237,13 @@ def apply(members: dict, pending: dict[str, float]) -> list[tuple]:
     registered = registered_workers(router)
     for worker in registered:  # registered: that POST is done (a restarted router has none, and gets them again)
         pending.pop(worker.get("url"), None)
-    # The engines not registered are asked in parallel: each /health of SGLang runs a generation (about a second
-    # on the sandbox's stand-ins), and a restarted router waits for every one of them.
-    listed = {w.get("url") for w in registered}
-    missing = [w["spec"]["url"] for w in members["workers"] if w["spec"]["url"] not in listed]
-    with ThreadPoolExecutor(max_workers=max(1, len(missing))) as pool:
-        verdicts = dict(zip(missing, pool.map(engine_healthy, missing), strict=True))
-    actions = plan(members, registered, pending, lambda url: verdicts.get(url, False), time.monotonic())
+    # The engines about to be registered are asked in parallel: each /health of SGLang runs a generation (about a
+    # second on the sandbox's stand-ins), and a restarted router waits for every one of them.
+    now = time.monotonic()
+    candidates = to_register(members, registered, pending, now)
+    with ThreadPoolExecutor(max_workers=max(1, len(candidates))) as pool:
+        verdicts = dict(zip(candidates, pool.map(engine_healthy, candidates), strict=True))
+    actions = plan(members, registered, pending, verdicts.__getitem__, now)
     for action in actions:
         if action[0] == "delete":
             _, worker_id, url, why = action
