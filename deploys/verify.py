@@ -20,6 +20,7 @@ from pyinfra import host
 
 from pdfleet import preflight
 from pdfleet.inventory import load
+from pdfleet.runtimeplan import serving_venv
 from roles import facts
 
 # The allreduce measurement's message sizes below the threshold's size (MiB), for the report's curve.
@@ -42,7 +43,7 @@ def verify() -> None:
         allreduce = host.get_fact(
             facts.AllreduceBandwidth,
             # the serving runtime's Python has torch; the system's may (a bare node: not measured, WARN)
-            pythons=(f"{cluster.runtime.venv}/bin/python3", "python3"),
+            pythons=(f"{serving_venv(cluster)}/bin/python3", "python3"),
             gpus=len(readings.gpus.gpus) if readings.gpus else 0,
             sizes_mib=tuple(sorted({*CURVE_MIB, cluster.verify.allreduce_size_mib})),
             iterations=cluster.verify.allreduce_iterations,

@@ -168,7 +168,8 @@ class Model:
 @dataclass(frozen=True)
 class Runtime:
     kind: str
-    venv: str
+    venvs: str
+    keep: int
     image: str | None
     index_url: str | None
     docker_version: str
@@ -577,9 +578,12 @@ def _read_runtime(top: Section) -> Runtime:
     rt = top.section("runtime", "runtime")
     # venv: a pinned wheel set installed with uv; container: an image pinned by digest.
     kind = rt.get("kind", str, "venv", expected="venv or container", check=lambda v: v in RUNTIME_KINDS)
-    venv = rt.string("venv", "/opt/pdfleet/sglang")  # virtual environment holding the pinned wheel set
-    if venv is not None and not _absolute(venv):
-        rt.error("venv", repr(venv), "an absolute path")
+    # one venv per pinned wheel set under it (sglang-<version>-<digest>): a new set installs beside the serving one
+    venvs = rt.string("venvs", "/opt/pdfleet/sglang")
+    if venvs is not None and not _absolute(venvs):
+        rt.error("venvs", repr(venvs), "an absolute path")
+    # wheel sets kept on disk, the one the inventory names included: 2 keeps the previous for a rollback
+    keep = rt.integer("keep", 2, lo=2)
     image = rt.string("image", None)  # container image pinned by digest: name@sha256:<64 hex>
     if kind == "container":
         if image is None:
@@ -594,7 +598,8 @@ def _read_runtime(top: Section) -> Runtime:
             rt.error(f"wheels.{package}", repr(version), "an exact version like 0.3.13.post1")
     runtime = Runtime(
         kind=kind,
-        venv=venv,
+        venvs=venvs,
+        keep=keep,
         image=image,
         index_url=rt.string("index_url", None),  # Python package index mirror; None = the default index
         # kind container: the Docker engine (docker-ce and docker-ce-cli at this exact version), pinned and held

@@ -3,6 +3,7 @@ the Docker engine's pins and repository. Pure."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from pdfleet.cluster import Cluster
@@ -22,6 +23,41 @@ def normalize(name: str) -> str:
 def serving_wheels(cluster: Cluster) -> dict[str, str]:
     """The serving venv's pinned set: SGLang at the inventory's version and the extra wheels beside it."""
     return {normalize("sglang"): cluster.sglang_version, **{normalize(n): v for n, v in cluster.runtime.wheels.items()}}
+
+
+# A serving venv's directory name under `runtime.venvs`: the SGLang version, then a digest of the whole pinned set.
+SET_NAME = re.compile(r"^sglang-[0-9A-Za-z.+!_-]+-[0-9a-f]{12}$")
+# Per instance on its nodes: the venv its unit was last (re)started with, never pruned while it may run.
+IN_USE_DIR = "/var/lib/pdfleet/runtime"
+
+
+def serving_set_name(cluster: Cluster) -> str:
+    """`sglang-<version>-<digest>`: one directory per pinned set, so a new set installs beside the serving one and
+    going back finds the old one still there."""
+    wheels = serving_wheels(cluster)
+    digest = hashlib.sha256("\n".join(requirements(wheels)).encode()).hexdigest()[:12]
+    return f"sglang-{cluster.sglang_version}-{digest}"
+
+
+def serving_venv(cluster: Cluster) -> str:
+    """The venv the inventory's serving units run from."""
+    return f"{cluster.runtime.venvs.rstrip('/')}/{serving_set_name(cluster)}"
+
+
+def sets_to_remove(present: dict[str, float], current: str, in_use: set[str], keep: int) -> list[str]:
+    """The wheel sets to delete: all but `keep`, never the current one nor one an instance may still run.
+
+    + present: {set name: when it was installed (epoch seconds)} under `runtime.venvs`
+    + current: the set the inventory names
+    + in_use: the sets the instances of the node were last started with
+    + keep: how many sets stay, the current one included (the newest others fill the rest)
+    """
+    kept = {current} | (in_use & present.keys())
+    for name in sorted(present, key=lambda n: present[n], reverse=True):
+        if len(kept) >= keep:
+            break
+        kept.add(name)
+    return sorted(name for name in present if name not in kept)
 
 
 def router_wheels(cluster: Cluster) -> dict[str, str]:

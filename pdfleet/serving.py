@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pdfleet import dialects
 from pdfleet.cluster import Cluster, Instance, Node
 from pdfleet.profiles import PD_ENV, PROFILES, fabric_env
+from pdfleet.runtimeplan import serving_venv
 
 # Compiled DeepGEMM kernels are specific to the GPU architecture they were built for.
 GPU_ARCH = {"H100": "sm_90a", "H200": "sm_90a", "H800": "sm_90a", "H20": "sm_90a", "B200": "sm_100a"}
@@ -61,6 +62,7 @@ class ServerSpec:
     env: dict = field(hash=False)
     env_file: str = ""
     deep_gemm_key: str = ""  # what a DeepGEMM cache built for this node depends on (JSON text)
+    deep_gemm_dir: str = ""  # its cache: one directory per key under sglang.deep_gemm_cache, kept for a rollback
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -193,10 +195,12 @@ def _server_spec(cluster: Cluster, dialect: dialects.Dialect, instance: Instance
     opts = PROFILES[cluster.model.profile](cluster, instance, rank, node)
     server_args = tuple(dialect.spell(opts)) + instance.extra_args
     env_file = f"{ENV_DIR}/{instance.name}.env"
+    key = _deep_gemm_key(cluster, dialect, node, server_args)
+    cache_dir = deep_gemm_dir(cluster, key)
     env = {
         **fabric_env(cluster, node),
         **PD_ENV,
-        **dialect.cache_env(cluster.deep_gemm_cache),
+        **dialect.cache_env(cache_dir),
         **cluster.env,
         **instance.env,
     }
@@ -215,14 +219,21 @@ def _server_spec(cluster: Cluster, dialect: dialects.Dialect, instance: Instance
         precompile_timeout=cluster.precompile_timeout,
         env=dict(sorted(env.items())),
         env_file=env_file,
-        deep_gemm_key=_deep_gemm_key(cluster, dialect, node, server_args),
+        deep_gemm_key=key,
+        deep_gemm_dir=cache_dir,
     )
+
+
+def deep_gemm_dir(cluster: Cluster, key: str) -> str:
+    """Where the cache of one key lives: a new version's kernels compile beside the old ones, so a rollback
+    finds its cache still there and compiles nothing."""
+    return f"{cluster.deep_gemm_cache.rstrip('/')}/{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def _launchers(cluster: Cluster, instance: Instance, env_file: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     runtime = cluster.runtime
     if runtime.kind == "venv":
-        python = f"{runtime.venv}/bin/python3"
+        python = f"{serving_venv(cluster)}/bin/python3"
         return (python, "-m", "sglang.launch_server"), (python, "-m", "sglang.compile_deep_gemm")
 
     def docker_run(name: str) -> tuple[str, ...]:

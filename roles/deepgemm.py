@@ -12,6 +12,7 @@ the compiling node is itself down, a single-node instance compiles its own inste
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import shlex
 
 from pyinfra import host, logger
@@ -26,6 +27,11 @@ POLL_SECONDS = 2
 _SILENT_CODES = "10|35"
 # rsync's exit codes for "the daemon answered, the file is not there yet": partial transfer, vanished file.
 _NOT_YET_CODES = "23|24"
+
+
+def cache_url(address: str, port: int, cache: str) -> str:
+    """A peer's cache for the same key, through its share: the same directory name under the share's root."""
+    return f"rsync://{address}:{port}/{CACHE_MODULE}/{posixpath.basename(cache.rstrip('/'))}/"
 
 
 def copy_script(
@@ -48,7 +54,7 @@ def copy_script(
     Anything else the share says (access refused, no such module) fails with rsync's message. `scratch` holds
     the source's stamp as last seen and rsync's last error.
     """
-    url = f"rsync://{address}:{port}/{CACHE_MODULE}/"
+    url = cache_url(address, port, cache)
     q = shlex.quote
     seen = f"{scratch}/deep-gemm-{source}.key"
     error = f"{scratch}/deep-gemm-copy.err"
@@ -95,7 +101,7 @@ def cache_copied(
     """
     This node's DeepGEMM cache copied from the node that compiled it for the same key.
 
-    + cache: the cache directory (`sglang.deep_gemm_cache`)
+    + cache: this key's cache directory (`ServerSpec.deep_gemm_dir`, under `sglang.deep_gemm_cache`)
     + key_path / key_text: this node's key file and its text
     + source: the compiling node, or None when this node compiles its own
     + address / port: the source's share
@@ -123,7 +129,7 @@ def peer_script(
     seen = f"{scratch}/deep-gemm-peer.key"
     tries = []
     for name, address in peers:
-        url = f"rsync://{address}:{port}/{CACHE_MODULE}/"
+        url = cache_url(address, port, cache)
         tries.append(
             f"if rsync -q --contimeout=5 --timeout=30 {q(url + CACHE_STAMP)} {q(seen)} 2>/dev/null "
             f"&& cmp -s {q(seen)} {q(key_path)}; then "
@@ -142,7 +148,7 @@ def cache_from_peer(cache: str, key_path: str, key_text: str, peers: list[tuple[
     A compiling node's DeepGEMM cache taken from a peer that holds it for the same key, before its instance
     starts: a replaced or re-imaged compiling node does not compile what the cluster already has.
 
-    + cache: the cache directory
+    + cache: this key's cache directory (`ServerSpec.deep_gemm_dir`)
     + key_path / key_text: this node's key file and its text
     + peers: (name, address) of the nodes with the same key, in the order to try them; empty when this node does
       not compile (it copies in cache_copied) or no other node has its key

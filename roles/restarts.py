@@ -33,6 +33,7 @@ from pyinfra.api import DeployError, FactBase, FunctionCommand, OperationError, 
 
 from pdfleet.render import instance_inputs, key_file
 from pdfleet.restartplan import Step, decide
+from pdfleet.runtimeplan import IN_USE_DIR, serving_set_name
 from pdfleet.serving import MEMBERS_AGENT, MEMBERS_FILE
 from roles import common
 from roles.deepgemm import cache_copied, cache_from_peer
@@ -172,13 +173,17 @@ def _start_all(ranks: list[tuple[str, str]], instance: str, digest: str, restart
         for node, unit in ranks:
             _run(node, f"systemctl stop {shlex.quote(unit)}", f"stop of {unit}")
     verb = "restart" if restart and len(ranks) == 1 else "start"
-    version = common.cluster().sglang_version
+    cluster = common.cluster()
+    version = cluster.sglang_version
+    # the wheel set it runs, never pruned while it may (roles/runtime.py)
+    in_use = f" && mkdir -p {IN_USE_DIR} && echo {serving_set_name(cluster)} > {IN_USE_DIR}/{instance}"
     for node, unit in ranks:
         _run(
             node,
             f"systemctl reset-failed {shlex.quote(unit)} 2>/dev/null; systemctl {verb} --no-block {shlex.quote(unit)}"
             f" && mkdir -p {APPLIED_DIR} && echo {digest} > {APPLIED_DIR}/{instance}"
-            f" && mkdir -p {VERSIONS_DIR} && echo {shlex.quote(version)} > {VERSIONS_DIR}/{instance}",
+            f" && mkdir -p {VERSIONS_DIR} && echo {shlex.quote(version)} > {VERSIONS_DIR}/{instance}"
+            + (in_use if cluster.runtime.kind == "venv" else ""),
             f"{verb} of {unit}",
         )
 
@@ -308,7 +313,7 @@ def restarts():
     peers = serving.deep_gemm_peers(node) if mine and serving.deep_gemm_source(node) is None else []
     cache_from_peer(
         name="DeepGEMM cache of a compiling node taken from a peer holding its key",
-        cache=cluster.deep_gemm_cache,
+        cache=mine.deep_gemm_dir if mine else cluster.deep_gemm_cache,
         key_path=key_file(mine.instance) if mine else "",
         key_text=mine.deep_gemm_key if mine else "",
         peers=[(name, cluster.node(name).address) for name in peers],
@@ -320,7 +325,7 @@ def restarts():
     source_node = cluster.node(source) if source else None
     cache_copied(
         name="DeepGEMM caches copied from the compiling instances",
-        cache=cluster.deep_gemm_cache,
+        cache=mine.deep_gemm_dir if mine else cluster.deep_gemm_cache,
         key_path=key_file(mine.instance) if mine else "",
         key_text=mine.deep_gemm_key if mine else "",
         source=source,

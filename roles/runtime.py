@@ -1,7 +1,12 @@
 """The serving runtime, kind venv: uv (in its own venv), then the pinned wheel sets installed with it: SGLang and
 its companions (mooncake-transfer-engine ...) on serving nodes, the smg router on the router node. The package
 index is the inventory's (`runtime.index_url`: a mirror for air-gapped sites) or PyPI. An installed set is
-compared with the pins and left alone when it matches."""
+compared with the pins and left alone when it matches.
+
+Each serving set has its own venv under `runtime.venvs`, named by its version and the digest of its pins
+(`pdfleet.runtimeplan.serving_set_name`): a new version installs beside the serving one, so it can be installed
+before an upgrade's window without touching what the running engines read, and a rollback finds the old one still
+there. The sets beyond `runtime.keep` are deleted, never the inventory's nor one an instance was started with."""
 
 from __future__ import annotations
 
@@ -9,7 +14,19 @@ from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import apt
 
-from pdfleet.runtimeplan import UV_VENV, UV_VERSION, normalize, requirements, router_wheels, serving_wheels
+from pdfleet.runtimeplan import (
+    IN_USE_DIR,
+    SET_NAME,
+    UV_VENV,
+    UV_VERSION,
+    normalize,
+    requirements,
+    router_wheels,
+    serving_set_name,
+    serving_venv,
+    serving_wheels,
+    sets_to_remove,
+)
 from roles import common
 from roles.container import container_runtime
 
@@ -36,6 +53,50 @@ class VenvPackages(FactBase):
             if name and version and "*" not in stem:
                 found[normalize(name)] = version
         return found
+
+
+class ServingSets(FactBase):
+    """The serving wheel sets under a directory and the sets this node's instances were last started with:
+    {"present": {name: install time}, "in_use": [name, ...]}."""
+
+    def command(self, venvs: str) -> StringCommand:
+        listing = f'for d in {venvs}/sglang-*/pyvenv.cfg; do [ -e "$d" ] && stat -c "set %Y %n" "$d"; done'
+        in_use = f'for f in {IN_USE_DIR}/*; do [ -f "$f" ] && echo "use $(cat "$f")"; done'
+        return StringCommand("{", listing, ";", in_use, "; }", "2>/dev/null", "|| true")
+
+    @staticmethod
+    def default() -> dict:
+        return {"present": {}, "in_use": []}
+
+    def process(self, output: list[str]) -> dict:
+        present, in_use = {}, []
+        for line in output:
+            kind, _, rest = line.strip().partition(" ")
+            if kind == "set":
+                mtime, _, path = rest.partition(" ")
+                name = path.rstrip("/").split("/")[-2]
+                if SET_NAME.match(name):
+                    present[name] = float(mtime)
+            elif kind == "use" and rest:
+                in_use.append(rest)
+        return {"present": present, "in_use": in_use}
+
+
+@operation()
+def old_sets_removed(venvs: str, current: str, keep: int):
+    """
+    The serving wheel sets beyond `keep` deleted: the inventory's set and those an instance was started with stay.
+
+    + venvs: the directory holding one venv per set (`runtime.venvs`)
+    + current: the set the inventory names
+    + keep: how many sets stay (`runtime.keep`)
+    """
+    found = host.get_fact(ServingSets, venvs=venvs)
+    doomed = sets_to_remove(found["present"], current, set(found["in_use"]), keep)
+    if not doomed:
+        host.noop(f"{len(found['present'])} serving wheel set(s) kept (runtime.keep {keep})")
+        return
+    yield StringCommand("rm", "-rf", *(f"{venvs.rstrip('/')}/{name}" for name in doomed))
 
 
 def _index_args() -> list[str]:
@@ -93,7 +154,13 @@ def runtime():
     if serves:
         wheels = serving_wheels(cluster)
         wheel_set(
-            name="serving wheel set", venv=cluster.runtime.venv, wheels=wheels, label=" ".join(requirements(wheels))
+            name="serving wheel set", venv=serving_venv(cluster), wheels=wheels, label=" ".join(requirements(wheels))
+        )
+        old_sets_removed(
+            name="older serving wheel sets removed",
+            venvs=cluster.runtime.venvs,
+            current=serving_set_name(cluster),
+            keep=cluster.runtime.keep,
         )
     if routes:
         wheels = router_wheels(cluster)

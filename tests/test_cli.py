@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,7 +68,9 @@ def test_plan_json_shape():
         ("decode-1", "decode", "decode", 1),
     ]
     node = doc["nodes"][3]
-    assert node["argv"][:3] == ["/opt/pdfleet/sglang/bin/python3", "-m", "sglang.launch_server"]
+    # the venv of its pinned set, named by version and digest, beside any other set (pdfleet/runtimeplan.py)
+    assert re.fullmatch(r"/opt/pdfleet/sglang/sglang-0\.5\.6\.post2-[0-9a-f]{12}/bin/python3", node["argv"][0])
+    assert node["argv"][1:3] == ["-m", "sglang.launch_server"]
     assert "--enable-dp-attention" in node["argv"]
     assert node["precompile_argv"][-2:] == ["--timeout", "3600"]
     assert node["env"]["NCCL_IB_GID_INDEX"] == "3"

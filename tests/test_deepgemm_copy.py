@@ -34,7 +34,11 @@ def node(tmp_path):
 
 
 def source_cache(tmp_path, key: str | None) -> Path:
-    cache = tmp_path / "source-cache"
+    """The source's cache for this key: a directory named as this node's (`cache`) under the share's root, beside
+    the cache of another key that must not be copied."""
+    (tmp_path / "source-root/other-key").mkdir(parents=True)
+    (tmp_path / "source-root/other-key/pdfleet.key").write_text("another version's key\n")
+    cache = tmp_path / "source-root/cache"
     (cache / "cache/kernels").mkdir(parents=True)
     (cache / "cache/kernels/gemm_fp8_0001.cubin").write_bytes(b"\x7fELF kernel" * 100)
     if key is not None:
@@ -63,17 +67,18 @@ def run_copy(node, port: int, timeout: int = 20, compile_alone: bool = True, sil
 
 def test_a_current_source_is_copied_and_the_copy_stamped(tmp_path, node):
     cache = source_cache(tmp_path, KEY)
-    with rsync_daemon(tmp_path, {"deep-gemm": cache}) as port:
+    with rsync_daemon(tmp_path, {"deep-gemm": cache.parent}) as port:
         result, _ = run_copy(node, port)
     assert result.returncode == 0, result.stderr
     copied = node[0] / "cache"
+    assert not (node[0] / "other-key").exists() and sorted(p.name for p in copied.iterdir()) == ["cache", "pdfleet.key"]
     assert (copied / "cache/kernels/gemm_fp8_0001.cubin").read_bytes() == b"\x7fELF kernel" * 100
     assert (copied / "pdfleet.key").read_text() == KEY
 
 
 def test_a_source_still_compiling_is_waited_for(tmp_path, node):
     cache = source_cache(tmp_path, "an older key\n")
-    with rsync_daemon(tmp_path, {"deep-gemm": cache}) as port:
+    with rsync_daemon(tmp_path, {"deep-gemm": cache.parent}) as port:
         # The source finishes compiling 4 s in: longer than the silence allowed, but it answers all along.
         finish = threading.Timer(4, lambda: (cache / "pdfleet.key").write_text(KEY))
         finish.start()
@@ -88,7 +93,7 @@ def test_a_source_still_compiling_is_waited_for(tmp_path, node):
 
 def test_a_source_that_never_gets_this_key_fails_after_the_timeout(tmp_path, node):
     cache = source_cache(tmp_path, "another key\n")
-    with rsync_daemon(tmp_path, {"deep-gemm": cache}) as port:
+    with rsync_daemon(tmp_path, {"deep-gemm": cache.parent}) as port:
         result, took = run_copy(node, port, timeout=3, silent_seconds=1)
     assert result.returncode == 1
     assert "pdfleet: the DeepGEMM cache on prefill-0 was not built for this key within 3 s" in result.stderr

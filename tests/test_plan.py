@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from pdfleet import dialects
 from pdfleet.inventory import load
+from pdfleet.runtimeplan import serving_venv
 from pdfleet.serving import plan
 from pdfleet.synthetic import inventory_document, write_inventory
 
@@ -90,7 +93,7 @@ def test_recipe_environment_on_every_node():
             "NVSHMEM_HCA_LIST": hcas,
             "NVSHMEM_IB_GID_INDEX": "3",
             "NVSHMEM_IB_TRAFFIC_CLASS": "98",
-            "SGLANG_DG_CACHE_DIR": "/var/cache/pdfleet/deep_gemm",
+            "SGLANG_DG_CACHE_DIR": spec.deep_gemm_dir,
             "SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT": "80",
             "SGLANG_DISAGGREGATION_WAITING_TIMEOUT": "80",
             "SGLANG_DP_ATTENTION_HANDSHAKE_PORT_DELTA": "30",
@@ -110,9 +113,26 @@ def test_debug_logging_switch_adds_the_recipe_debug_flags_only_when_on(tmp_path)
     }
 
 
+def test_each_deep_gemm_key_has_its_own_cache_directory():
+    """Nodes of one key share a directory name (a peer's copy lands in the same place); another key, such as the
+    next SGLang version's, gets another directory, so the old cache stays for a rollback."""
+    servers = plan(load(PROD)).servers
+    for spec in servers:
+        assert re.fullmatch(r"/var/cache/pdfleet/deep_gemm/[0-9a-f]{16}", spec.deep_gemm_dir), spec.deep_gemm_dir
+    by_key = {}
+    for spec in servers:
+        by_key.setdefault(spec.deep_gemm_key, set()).add(spec.deep_gemm_dir)
+    assert len(by_key) >= 2 and all(len(dirs) == 1 for dirs in by_key.values())
+    assert len({d for dirs in by_key.values() for d in dirs}) == len(by_key)
+    other = plan(dataclasses.replace(load(PROD), sglang_version="0.5.6.post2")).servers
+    assert {s.deep_gemm_dir for s in other}.isdisjoint({s.deep_gemm_dir for s in servers})
+
+
 def test_precompile_is_the_serving_command_plus_timeout():
+    venv = serving_venv(load(PROD))
+    assert re.fullmatch(r"/opt/pdfleet/sglang/sglang-0\.5\.23-[0-9a-f]{12}", venv), venv
     for spec in plan(load(PROD)).servers:
-        assert spec.precompile_argv[:3] == ("/opt/pdfleet/sglang/bin/python3", "-m", "sglang.compile_deep_gemm")
+        assert spec.precompile_argv[:3] == (f"{venv}/bin/python3", "-m", "sglang.compile_deep_gemm")
         assert spec.precompile_argv[3:] == (*spec.server_args, "--timeout", "3600")
 
 

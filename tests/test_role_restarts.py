@@ -29,7 +29,7 @@ def answers(applied: dict[str, str | None], states: dict[str, str] | str = "acti
         if applied.get(spec.instance) is not None:
             answer[f"cat /var/lib/pdfleet/applied/{spec.instance}"] = applied[spec.instance]
         # Every node's DeepGEMM cache built for its key (prefill-1's was copied).
-        answer.update(file_present(f"{serving.cluster.deep_gemm_cache}/{CACHE_STAMP}", spec.deep_gemm_key))
+        answer.update(file_present(f"{spec.deep_gemm_dir}/{CACHE_STAMP}", spec.deep_gemm_key))
         by_node[spec.host] = answer
     router = by_node["prefill-0"]
     router["cat /etc/pdfleet/router-members.json"] = members_file(serving, drained).content
@@ -129,7 +129,8 @@ def test_a_fresh_cluster_starts_everything_at_once_the_copies_after_their_source
     ):
         assert runs[node].ran(f"systemctl start --no-block {unit}.service"), node
     assert not any(runs[node].ran(AGENT) for node in NODES)  # nothing served yet: nothing to drain
-    assert runs["prefill-1"].ran("rsync://10.10.0.11:8730/deep-gemm/pdfleet.key")
+    key_dir = plan(load_cluster(PROD)).server("prefill-1").deep_gemm_dir.rsplit("/", 1)[1]
+    assert runs["prefill-1"].ran(f"rsync://10.10.0.11:8730/deep-gemm/{key_dir}/pdfleet.key")
 
 
 def test_a_failed_instance_with_current_inputs_is_started_and_one_left_out_by_a_roll_is_put_back():
@@ -151,8 +152,8 @@ def test_a_replaced_compiling_node_takes_its_cache_from_a_peer_with_its_key_befo
     decode-0. The nodes whose cache is current do nothing."""
     serving = plan(load_cluster(PROD))
     state = answers(digests())
-    stamp = f"{serving.cluster.deep_gemm_cache}/{CACHE_STAMP}"
     for node in ("prefill-0", "decode-1"):
+        stamp = f"{serving.server(node).deep_gemm_dir}/{CACHE_STAMP}"
         state[node] = {command: answer for command, answer in state[node].items() if stamp not in str(command)}
     runs = converge(restarts, state, inventory_yaml=PROD)
     step = "Restart | DeepGEMM cache of a compiling node taken from a peer holding its key"

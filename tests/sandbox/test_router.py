@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pdfleet.inventory import load
 from pdfleet.render import members_file
+from pdfleet.runtimeplan import serving_venv
 from pdfleet.serving import plan
 from tests.sandbox.conftest import ROOT, on_host
 
@@ -43,7 +44,7 @@ def test_real_router_in_pd_mode_returns_200_for_a_chat_completion(sandbox):
     cluster = load(ROOT / "inventories/sandbox.py")
     serving = plan(cluster)
     index = cluster.runtime.index_url
-    venv = cluster.runtime.venv
+    venv = serving_venv(cluster)
     venvs: dict[str, list[tuple[str, str]]] = {s.host: [(venv, "sglang==0.5.23")] for s in serving.servers}
     venvs.setdefault(serving.router.host, []).append((cluster.router.venv, f"smg=={cluster.router.version}"))
     with ThreadPoolExecutor(max_workers=len(venvs)) as pool:

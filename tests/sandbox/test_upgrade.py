@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks import faults
 from benchmarks import upgrade as bench
+from pdfleet.runtimeplan import serving_venv
 
 RESULTS: dict[str, dict] = {}
 
@@ -39,7 +40,7 @@ def test_an_sglang_version_change_on_the_serving_cluster_is_refused_and_changes_
     assert "Nothing was changed" in refused.stderr and "pdfleet_allow_outage=all" in refused.stderr
     after = {s.unit: faults.ssh(s.host, f"systemctl show -p MainPID --value {s.unit}") for s in sandbox.serving.servers}
     assert after == pids  # nothing restarted
-    venv = sandbox.cluster.runtime.venv
+    venv = serving_venv(sandbox.cluster)
     for spec in sandbox.serving.servers:  # the running version's wheels untouched
         assert faults.ssh(spec.host, f"ls -d {venv}/lib/python3*/site-packages/sglang-0.5.23.dist-info").strip(), spec
     assert sandbox.view() == {"prefill-0": "ready", "prefill-1": "ready", "decode": "ready"}
