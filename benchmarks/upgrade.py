@@ -1,8 +1,10 @@
 """An SGLang version change on the serving sandbox, through `deploys/pd.py`, under a bounded open-loop load through
-the router: refused while it would pair two versions, then in its window (`--data pdfleet_allow_outage=all`)
+the router: refused while it would pair two versions; the new runtime installed beside the serving one ahead of the
+window (`deploys/prepare.py`: nothing restarts); then in its window (`--data pdfleet_allow_outage=all`) the cutover
 0.5.23 -> 0.5.6.post2 and the rollback to 0.5.23, each timed as the clients saw it (failed requests, the longest
-time without an answer) against the floor of merely restarting every instance (all stopped, all started, ready
-in the router; without load) in the same run.
+time without an answer) and as the deploy printed it, against the floor of merely restarting every instance (all
+stopped, all started, ready in the router; without load) in the same run. The rollback installs nothing (the old
+set's files untouched) and compiles nothing (the stand-in engine's log).
 
     .venv/bin/python benchmarks/upgrade.py [--rate 10] [--json]
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -23,7 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.faults import SandboxCluster, pyinfra, ssh  # noqa: E402
+from benchmarks.replace import compiles  # noqa: E402
+from pdfleet.inventory import load  # noqa: E402
 from pdfleet.loadgen import summarize  # noqa: E402
+from pdfleet.runtimeplan import serving_venv  # noqa: E402
 
 OTHER_VERSION = "0.5.6.post2"  # the sandbox's index holds both stand-ins (pdfleet/sandbox/wheels.py)
 WINDOW = ("--data", "pdfleet_allow_outage=all")
@@ -68,9 +74,61 @@ def under_load(sandbox: SandboxCluster, rate: float, action) -> dict:
     return {"took_s": round(took, 1), **summarize(load.results, since=t0 - 1), "outcome": outcome}
 
 
-def converge(inventory: Path, *extra: str) -> dict:
-    result = pyinfra(str(inventory), "deploys/pd.py", *extra, timeout=1200)
-    return {"exit": result.returncode, "stderr_tail": result.stderr.splitlines()[-40:]}
+# What the deploy prints at the end of a cutover (roles/restarts.cutover_message).
+REPORTED = re.compile(r"OUTAGE of the endpoint: ([0-9.]+) s from the drain to the first answer")
+
+
+def converge(inventory: Path, *extra: str, deploy: str = "deploys/pd.py") -> dict:
+    result = pyinfra(str(inventory), deploy, *extra, timeout=1200)
+    reported = REPORTED.findall(result.stdout + result.stderr)
+    return {
+        "exit": result.returncode,
+        "reported_outage_s": float(reported[-1]) if reported else None,
+        "stderr_tail": result.stderr.splitlines()[-40:],
+    }
+
+
+def main_pids(sandbox: SandboxCluster) -> dict[str, str]:
+    return {
+        s.unit + "@" + s.host: ssh(s.host, f"systemctl show -p MainPID --value {s.unit}")
+        for s in sandbox.serving.servers
+    }
+
+
+def wheel_sets(sandbox: SandboxCluster) -> dict[str, list[str]]:
+    """Per serving node: the wheel sets on disk (runtime.venvs)."""
+    venvs = sandbox.cluster.runtime.venvs
+    return {
+        s.host: sorted(
+            p.rsplit("/", 1)[-1]
+            for p in ssh(s.host, f"ls -1d {venvs}/sglang-* 2>/dev/null || true", check=False).split()
+        )
+        for s in sandbox.serving.servers
+    }
+
+
+def set_fingerprint(sandbox: SandboxCluster, inventory: Path) -> dict[str, str]:
+    """Per serving node: the inode and change time of the inventory's set's SGLang dist-info: a reinstall changes
+    them."""
+    venv = serving_venv(load(inventory))
+    command = f"stat -c '%i %Z' {venv}/lib/python3*/site-packages/sglang-*.dist-info 2>/dev/null || echo missing"
+    return {s.host: ssh(s.host, command, check=False).strip() for s in sandbox.serving.servers}
+
+
+def prepare(sandbox: SandboxCluster, target: Path) -> dict:
+    """deploys/prepare.py on the new version while the old one serves: what it restarted and left on disk."""
+    before = main_pids(sandbox)
+    outcome = converge(target, deploy="deploys/prepare.py")
+    after = main_pids(sandbox)
+    return {**outcome, "restarted": sorted(u for u in before if before[u] != after[u]), "sets": wheel_sets(sandbox)}
+
+
+def in_window(sandbox: SandboxCluster, inventory: Path) -> dict:
+    """The window's converge, with what it compiled on each node."""
+    nodes = sorted({s.host for s in sandbox.serving.servers})
+    before = compiles(nodes)
+    outcome = converge(inventory, *WINDOW)
+    return {**outcome, "compiles": {n: c - before.get(n, 0) for n, c in compiles(nodes).items()}}
 
 
 def upgrade_and_rollback(sandbox: SandboxCluster, rate: float, work: Path, other: str = OTHER_VERSION) -> dict:
@@ -82,6 +140,8 @@ def upgrade_and_rollback(sandbox: SandboxCluster, rate: float, work: Path, other
     target = on_version(sandbox, work, other)
     rows: dict[str, dict] = {}
     rows["refused"] = under_load(sandbox, rate, lambda: converge(target))
+    rows["prepared ahead of the window"] = under_load(sandbox, rate, lambda: prepare(sandbox, target))
+    old_set = set_fingerprint(sandbox, sandbox.inventory)
     # The floor without load: stopped without a drain, a serving engine keeps taking the router's requests and
     # its SIGTERM drain does not end (the cutover drains each instance out of the router first).
     started = time.monotonic()
@@ -90,10 +150,14 @@ def upgrade_and_rollback(sandbox: SandboxCluster, rate: float, work: Path, other
         "took_s": round(time.monotonic() - started, 1),
         "outcome": "every rank stopped, started, ready",
     }
-    rows[f"cutover {current} -> {other}"] = under_load(sandbox, rate, lambda: converge(target, *WINDOW))
+    rows[f"cutover {current} -> {other}"] = under_load(sandbox, rate, lambda: in_window(sandbox, target))
     rows["versions after the cutover"] = {"outcome": serving_versions(sandbox)}
-    rows[f"rollback {other} -> {current}"] = under_load(sandbox, rate, lambda: converge(sandbox.inventory, *WINDOW))
+    rows[f"rollback {other} -> {current}"] = under_load(sandbox, rate, lambda: in_window(sandbox, sandbox.inventory))
     rows["versions after the rollback"] = {"outcome": serving_versions(sandbox)}
+    rows["old set untouched by the cutover and the rollback"] = {
+        "outcome": old_set == set_fingerprint(sandbox, sandbox.inventory),
+        "before": old_set,
+    }
     floor = rows["restart floor"]["took_s"] or float("nan")
     for name in (f"cutover {current} -> {other}", f"rollback {other} -> {current}"):
         rows[name]["downtime_over_floor"] = round(rows[name]["longest_gap_s"] / floor, 2)
@@ -116,10 +180,13 @@ def main() -> int:
         if "requests" not in row:
             print(f"{name}: {row['outcome']}" + (f" in {row['took_s']} s" if "took_s" in row else ""))
             continue
-        exit_code = row["outcome"]["exit"] if isinstance(row["outcome"], dict) else 0
+        outcome = row["outcome"] if isinstance(row["outcome"], dict) else {}
         ratio = f", {row['downtime_over_floor']}x the floor" if "downtime_over_floor" in row else ""
-        print(f"{name}: exit {exit_code}, {row['took_s']} s; failed {row['failed']} of {row['requests']} "
-              f"{row['codes']}; longest without an answer {row['longest_gap_s']} s{ratio}")  # fmt: skip
+        reported = f"; the deploy printed {outcome['reported_outage_s']} s" if outcome.get("reported_outage_s") else ""
+        extra = "".join(f"; {k} {outcome[k]}" for k in ("restarted", "compiles") if k in outcome)
+        gap = f"longest without an answer {row['longest_gap_s']} s"
+        print(f"{name}: exit {outcome.get('exit', 0)}, {row['took_s']} s; failed {row['failed']} of {row['requests']} "
+              f"{row['codes']}; {gap}{ratio}{reported}{extra}")  # fmt: skip
     return 0
 
 

@@ -14,7 +14,7 @@ IN_TRANSITION = ("activating", "reloading", "deactivating")
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # "none" | "back-in" | "start" | "roll" | "outage" | "refuse"
+    kind: str  # "none" | "back-in" | "start" | "roll" | "outage" | "cutover" | "refuse"
     label: str  # what the operation is called: what happens and why
     restart: bool = False  # start: a stale rank is restarted rather than started
     back_in: bool = False  # start: then back into the router once healthy (an interrupted rolling restart's)
@@ -44,7 +44,7 @@ def decide(
       run. Prefill and decode of different versions cannot pair, so a version change is never rolled: one
       instance on the new version beside the others on the old one fails every request it takes.
     + cutover_allowed: the run may take every instance down (`pdfleet_allow_outage=all`): a version change then
-      restarts each instance as an outage
+      is a cutover: every instance changing version is stopped first, then all start together on the new one
     """
     current = all(d == digest for d in digests)
     settled = all(s == "active" or s in IN_TRANSITION for s in states)
@@ -66,7 +66,11 @@ def decide(
     if running_version and version and running_version != version:
         change = f"SGLang {running_version} -> {version}"
         if cutover_allowed:
-            return Step("outage", f"restart: {change}, which cannot pair with the other version: OUTAGE (allowed)")
+            return Step(
+                "cutover",
+                f"cutover: {change}: stopped with every instance, all started together on the new version: "
+                "OUTAGE (allowed)",
+            )
         return Step(
             "refuse",
             f"restart refused: {change}: prefill and decode of different versions cannot pair, so no instance "

@@ -18,6 +18,12 @@ Restarting the last serving instance of a role is an outage: a run stops before 
 an instance whose role has no other instance ready in the router is refused the same way (another one may have
 failed since). An allowed outage is timed, from the stop to rank 0's health, and reported.
 
+An SGLang version change is never rolled (prefill and decode of different versions cannot pair): without
+`pdfleet_allow_outage=all` the run stops before any change; with it, the run is a cutover: on the router's node every
+instance changing version is drained then stopped, all of them, before any starts; each then starts (those that
+compile their DeepGEMM cache first, the copies after), and when every one is healthy and back in the router, the
+first chat completion through the router ends the outage, whose duration (the drain to that answer) is printed.
+
 A run cut short leaves the instance drained `by rolling` and its old digest: the next run restarts it again and
 puts it back, or, when it already runs its current inputs, waits for its health and puts it back.
 """
@@ -241,6 +247,114 @@ def _start(state, host, ranks: list[tuple[str, str]], instance: str, digest: str
     _start_all(ranks, instance, digest, restart)
 
 
+# Per run: when the cutover's drain began, read by its last step to time the outage.
+_cutover_began: dict[int, float] = {}
+
+
+def cutover_message(change: str, seconds: float, to_health: float) -> str:
+    """The line that reports a cutover's outage (the upgrade benchmark reads its figures back)."""
+    return (
+        f"Cutover | {change}: OUTAGE of the endpoint: {seconds:.1f} s from the drain to the first answer through "
+        f"the router on the new version (stop to every instance healthy {to_health:.1f} s)"
+    )
+
+
+def _cutover_stop(state, host, instances: list[tuple[str, list[tuple[str, str]]]], router: str, drain: int) -> None:
+    """Every instance out of the router (new requests get 503, those in flight finish), then every rank stopped."""
+    _cutover_began[id(state)] = time.monotonic()
+    names = [name for name, _ in instances]
+    logger.warning(f"{host.print_prefix}Cutover | draining {', '.join(names)}: the endpoint stops answering now")
+    drains = " ".join(
+        "( "
+        + " ".join(
+            shlex.quote(a)
+            for a in ("python3", MEMBERS_AGENT, "drain", MEMBERS_FILE, name, "--by", "rolling")
+            + ("--reason", "version cutover", "--timeout", str(drain))
+        )
+        + " ) &"
+        for name in names
+    )
+    ok, output = _connected(router).run_shell_command(f"{drains} wait", print_output=False)
+    for line in output.stdout_lines + output.stderr_lines:
+        logger.info(f"{host.print_prefix}Cutover | {line.removeprefix('pdfleet-router-members: ')}")
+    for name, ranks in instances:
+        for node, unit in ranks:
+            _run(node, f"systemctl stop {shlex.quote(unit)}", f"stop of {unit}")
+        logger.info(f"{host.print_prefix}Cutover | {name}: stopped ({len(ranks)} rank{'s' if len(ranks) > 1 else ''})")
+
+
+def _cutover_serve(state, host, instances, router: str, health: dict[str, str], timeout: int, change: str) -> None:
+    """Every instance healthy and back in the router, then the first answer through it: the outage timed."""
+    began = _cutover_began.get(id(state), time.monotonic())
+    for name, ranks in instances:
+        _wait_healthy(name, ranks, health[name], timeout)
+        _say(host, name, "healthy on the new version")
+    healthy = time.monotonic()
+    for name, _ in instances:
+        _undrain(host, router, name, timeout)
+    cluster = common.cluster()
+    body = json.dumps(
+        {"model": cluster.model.served_name, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 8}
+    )
+    url = f"{common.serving_plan().router.local_url}/v1/chat/completions"
+    probe = (
+        f"curl -fsS -o /dev/null --max-time 30 -H 'Content-Type: application/json' --data {shlex.quote(body)} "
+        f"{shlex.quote(url)}"
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        ok, _ = _connected(router).run_shell_command(probe, print_output=False)
+        if ok:
+            break
+        if time.monotonic() > deadline:
+            raise OperationError(f"Cutover | {url} did not answer within {timeout} s of every instance being ready")
+        time.sleep(0.5)
+    answered = time.monotonic()
+    logger.warning(f"{host.print_prefix}{cutover_message(change, answered - began, healthy - began)}")
+
+
+@operation(is_idempotent=False)
+def cutover_stopped(instances: list[tuple[str, list[tuple[str, str]]]], change: str):
+    """
+    The first step of a version cutover (on the router's node): every instance changing version drained, then
+    all their ranks stopped, before any starts again.
+
+    + instances: (instance, [(node, unit) of every rank, rank 0 first]) of each instance changing version; empty
+      when this run is no cutover or this node is not the router's
+    + change: the version change, as said in the output
+    """
+    if not instances:
+        host.noop("no version cutover")
+        return
+    serving = common.serving_plan()
+    yield FunctionCommand(
+        _cutover_stop, (instances, serving.router.host, serving.cluster.router.drain_timeout_secs), {}
+    )
+
+
+@operation(is_idempotent=False)
+def cutover_served(instances: list[tuple[str, list[tuple[str, str]]]], change: str):
+    """
+    The last step of a version cutover (on the router's node): every instance healthy, back in the router, and the
+    outage, from the drain to the first answer through the router, printed.
+
+    + instances / change: as for cutover_stopped
+    """
+    if not instances:
+        host.noop("no version cutover")
+        return
+    serving = common.serving_plan()
+    health = {}
+    for name, ranks in instances:
+        spec = serving.server(ranks[0][0])
+        health[name] = f"http://{spec.address}:{spec.http_port}/health_generate"
+    yield FunctionCommand(
+        _cutover_serve,
+        (instances, serving.router.host, health, serving.cluster.start_timeout, change),
+        {},
+    )
+
+
 @operation(is_idempotent=False)
 def instance_step(
     instance: str, role: str, ranks: list[tuple[str, str]], digest: str, kind: str, restart: bool, back_in: bool
@@ -251,7 +365,8 @@ def instance_step(
     + instance / role: the instance and its role
     + ranks: (node, unit) of every rank, rank 0 first
     + digest: `pdfleet.render.instance_inputs` of the instance
-    + kind: none, back-in, start, roll, outage or refuse (a --dry run shows it; a real run never gets here);
+    + kind: none, back-in, start, roll, outage, cutover (started: cutover_stopped stopped it, cutover_served
+      waits for it) or refuse (a --dry run shows it; a real run never gets here);
       elsewhere on the nodes that are not the instance's rank 0 (every node calls every step: pyinfra keeps
       the order of steps across hosts only where one host has them all)
     + restart: for start: restart the ranks (their inputs changed) rather than start them
@@ -270,6 +385,9 @@ def instance_step(
     router = serving.router.host
     if kind == "refuse":
         yield StringCommand("false")  # --dry shows it as a change; a real run stopped before (restarts())
+        return
+    if kind == "cutover":
+        yield FunctionCommand(_start, (ranks, instance, digest, False), {})
         return
     if kind == "start":
         yield FunctionCommand(_start, (ranks, instance, digest, restart), {})
@@ -309,6 +427,12 @@ def restarts():
     node = common.node_name()
     compiling = [i for i in cluster.instances if serving.deep_gemm_source(i.head) is None]
     copying = [i for i in cluster.instances if i not in compiling]
+    cutover, change = _cutover(serving) if node == serving.router.host else ([], "")
+    cutover_stopped(
+        name="version cutover: every instance changing version drained and stopped",
+        instances=cutover,
+        change=change,
+    )
     mine = serving.server(node)
     peers = serving.deep_gemm_peers(node) if mine and serving.deep_gemm_source(node) is None else []
     cache_from_peer(
@@ -337,6 +461,24 @@ def restarts():
     )
     for instance in host.loop(copying):
         _instance_step(serving, instance)
+    cutover_served(
+        name="version cutover: every instance healthy and back in the router, the outage timed",
+        instances=cutover,
+        change=change,
+    )
+
+
+def _cutover(serving) -> tuple[list[tuple[str, list[tuple[str, str]]]], str]:
+    """The instances this run cuts over to the inventory's version (decided as their rank-0 nodes decide), and the
+    change as said in the output ("SGLang 0.5.23 -> 0.5.6.post2")."""
+    moving, running = [], set()
+    for instance in serving.cluster.instances:
+        step, _ = _step(serving, instance)
+        if step.kind == "cutover":
+            ranks = serving.ranks(instance.name)
+            moving.append((instance.name, [(s.host, s.unit) for s in ranks]))
+            running.add(_connected(ranks[0].host).get_fact(AppliedVersion, instance=instance.name))
+    return moving, f"SGLang {', '.join(sorted(v for v in running if v))} -> {serving.cluster.sglang_version}"
 
 
 def _instance_step(serving, instance) -> None:
@@ -356,16 +498,16 @@ def _instance_step(serving, instance) -> None:
     )
 
 
-def _decision(serving, instance) -> tuple[Step, str]:
-    """What this run does to the instance (on its rank-0 node), said in pyinfra's output; refused before any
-    change when it is an outage nobody allowed."""
+def _step(serving, instance) -> tuple[Step, str]:
+    """What this run does to the instance and the digest of its inputs, from the facts of its nodes and the
+    router's membership (the same answer on every node that asks)."""
     ranks = serving.ranks(instance.name)
     cluster = serving.cluster
     drained = _connected(serving.router.host).get_fact(RouterMembership)
     digest = instance_inputs(common.rendered_files(), serving, instance.name)
     running = _connected(ranks[0].host).get_fact(AppliedVersion, instance=instance.name)
     allowed = allowed_outages()
-    step = decide(
+    return decide(
         instance=instance.name,
         role=instance.role,
         digest=digest,
@@ -377,7 +519,16 @@ def _decision(serving, instance) -> tuple[Step, str]:
         running_version=running,
         version=cluster.sglang_version,
         cutover_allowed="all" in allowed,
-    )
+    ), digest
+
+
+def _decision(serving, instance) -> tuple[Step, str]:
+    """What this run does to the instance (on its rank-0 node), said in pyinfra's output; refused before any
+    change when it is an outage nobody allowed."""
+    step, digest = _step(serving, instance)
+    ranks = serving.ranks(instance.name)
+    cluster = serving.cluster
+    running = _connected(ranks[0].host).get_fact(AppliedVersion, instance=instance.name)
     if step.kind == "refuse":
         where = f"{cluster.source}: instance '{instance.name}' ({', '.join(s.host for s in ranks)})"
         if running and running != cluster.sglang_version:
@@ -385,7 +536,8 @@ def _decision(serving, instance) -> tuple[Step, str]:
                 f"{where}: serves SGLang {running}, the inventory says {cluster.sglang_version}: prefill and decode "
                 "of different versions cannot pair, so changing one instance while the others serve fails the "
                 "requests it takes. Nothing was changed. In a maintenance window, re-run with --data "
-                "pdfleet_allow_outage=all (every instance restarts on the new version; the deploy times the outage)"
+                "pdfleet_allow_outage=all (every instance stops, then all start on the new version; the deploy "
+                "times the outage)"
             )
         else:
             message = (

@@ -28,7 +28,7 @@ from pdfleet.runtimeplan import (
     sets_to_remove,
 )
 from roles import common
-from roles.container import container_runtime
+from roles.container import container_runtime, image_pulled
 
 
 class VenvPackages(FactBase):
@@ -139,13 +139,33 @@ def uv_installed():
 
 @deploy("Runtime")
 def runtime():
+    """The serving wheel set (or image) on serving nodes, the router's wheel set on the router's node."""
+    _install(router_too=True)
+
+
+@deploy("Runtime ahead of a window")
+def serving_runtime():
+    """Only what serving nodes will run: the new set installs beside the serving one, the router is not touched
+    (deploys/prepare.py, before an upgrade's window)."""
+    _install(router_too=False)
+
+
+def _install(router_too: bool) -> None:
     cluster = common.cluster()
     node = common.node_name()
     serves = cluster.placement(node) is not None
-    routes = cluster.router.node == node
+    routes = router_too and cluster.router.node == node
     if cluster.runtime.kind == "container":
-        if serves:
+        if serves and router_too:
             container_runtime()  # the engine and the pinned image replace the serving wheel set
+        elif serves:  # ahead of a window: the image only (an engine change restarts dockerd, and its containers)
+            runtime = cluster.runtime
+            image_pulled(
+                name=f"image {runtime.image.split('@')[0]} pulled by digest",
+                image=runtime.image,
+                size_gb=runtime.image_size_gb,
+                retries=runtime.pull_retries,
+            )
         serves = False  # the router (smg) still comes from its pinned wheel set, below
     if not (serves or routes):
         return

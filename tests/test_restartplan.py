@@ -54,7 +54,7 @@ def test_a_version_change_is_never_rolled_only_cut_over_when_every_instance_may_
     assert "pdfleet_allow_outage=all" in refused.label
     assert versioned("0.5.6.post2", siblings=0, allowed=True).kind == "refuse"  # its own switch is not enough
     cutover = versioned("0.5.6.post2", cutover=True)
-    assert cutover.kind == "outage" and "SGLang 0.5.6.post2 -> 0.5.23" in cutover.label
+    assert cutover.kind == "cutover" and "SGLang 0.5.6.post2 -> 0.5.23" in cutover.label
     assert versioned("0.5.23").kind == "roll"  # same version: other inputs changed, rolled as before
     assert versioned(None).kind == "roll"  # started before versions were recorded: not known, not guarded
     stopped = decide("prefill-0", "prefill", NEW, [OLD], ["failed"], 1, False, False,

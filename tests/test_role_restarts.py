@@ -100,13 +100,31 @@ def test_a_version_change_on_a_serving_cluster_is_refused_before_any_change_and_
     with pytest.raises(DeployError, match=r"serves SGLang 0\.5\.6\.post2, the inventory says 0\.5\.23: prefill and"):
         converge(restarts, state, inventory_yaml=PROD, extra_data={"pdfleet_allow_outage": "decode"})
     runs = converge(restarts, state, inventory_yaml=PROD, extra_data={"pdfleet_allow_outage": "all"})
+    # The router's node (prefill-0) drains every instance at once, then every rank is stopped before any start.
+    router = runs["prefill-0"]
+    drains = [c for c in router.commands if f"{AGENT} drain" in c]
+    assert len(drains) == 1 and all(f"drain /etc/pdfleet/router-members.json {n} " in drains[0] for n in digests())
+    assert "version cutover" in drains[0]
     for node, unit in (
         ("prefill-0", "sglang-prefill-0"),
         ("prefill-1", "sglang-prefill-1"),
         ("decode-0", "sglang-decode"),
+        ("decode-1", "sglang-decode"),
     ):
-        assert runs[node].ran(f"{unit}.service && mkdir -p /var/lib/pdfleet/applied"), node
-        assert runs[node].ran(f"echo 0.5.23 > /var/lib/pdfleet/sglang-version/{unit.removeprefix('sglang-')}"), node
+        commands = runs[node].commands
+        stop = commands.index(f"systemctl stop {unit}.service")
+        start = commands.index(next(c for c in commands if f"start --no-block {unit}.service" in c))
+        assert stop < start, node
+        if node != "decode-1":
+            assert runs[node].ran(f"echo 0.5.23 > /var/lib/pdfleet/sglang-version/{unit.removeprefix('sglang-')}")
+    # Nothing rolls: no instance is restarted on its own, no instance is drained on its own.
+    assert not any(runs[node].ran("systemctl restart") for node in NODES)
+    assert router.commands.index(drains[0]) < router.commands.index("systemctl stop sglang-prefill-0.service")
+    undrains = [c for c in router.commands if f"{AGENT} undrain" in c]
+    assert sorted(c.split()[4] for c in undrains) == sorted(digests())
+    assert router.ran("/v1/chat/completions")  # the first answer through the router times the outage
+    step = "Restart | version cutover: every instance changing version drained and stopped"
+    assert router.will_change[step] and not any(runs[n].will_change[step] for n in NODES if n != "prefill-0")
 
 
 def test_a_fresh_cluster_starts_everything_at_once_the_copies_after_their_source():
@@ -116,11 +134,13 @@ def test_a_fresh_cluster_starts_everything_at_once_the_copies_after_their_source
     runs = converge(restarts, fresh, inventory_yaml=PROD)
     names = list(runs["prefill-1"].will_change)
     assert names == [
+        "Restart | version cutover: every instance changing version drained and stopped",
         "Restart | DeepGEMM cache of a compiling node taken from a peer holding its key",
         "Restart | prefill-0: running its current inputs, instances in turn",
         "Restart | decode: running its current inputs, instances in turn",
         "Restart | DeepGEMM caches copied from the compiling instances",
         "Restart | prefill-1: running its current inputs, instances in turn",
+        "Restart | version cutover: every instance healthy and back in the router, the outage timed",
     ]
     for node, unit in (
         ("prefill-0", "sglang-prefill-0"),

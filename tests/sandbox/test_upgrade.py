@@ -60,9 +60,24 @@ def test_a_version_cutover_and_its_rollback_in_the_window(cluster):
     refused = rows["refused"]
     assert refused["outcome"]["exit"] != 0 and refused["failed"] == 0, refused
     assert f"serves SGLang {old}, the inventory says {new}" in "\n".join(refused["outcome"]["stderr_tail"])
+    # Ahead of the window: the new set installed beside the serving one, nothing restarted, nothing failed.
+    prepared = rows["prepared ahead of the window"]
+    assert prepared["outcome"]["exit"] == 0, "\n".join(prepared["outcome"]["stderr_tail"])
+    assert prepared["outcome"]["restarted"] == [] and prepared["failed"] == 0, prepared
+    for host, sets in prepared["outcome"]["sets"].items():
+        assert [s.split("-")[1] for s in sets] == sorted([old, new]), (host, sets)
     cutover, rollback = rows[f"cutover {old} -> {new}"], rows[f"rollback {new} -> {old}"]
     for row in (cutover, rollback):
-        assert row["outcome"]["exit"] == 0, "\n".join(row["outcome"]["stderr_tail"])
+        outcome = row["outcome"]
+        assert outcome["exit"] == 0, "\n".join(outcome["stderr_tail"])
+        # one downtime figure printed by the deploy, within what the clients saw (their longest gap includes the
+        # drain of the requests in flight and the load's own pacing)
+        assert outcome["reported_outage_s"] is not None, "\n".join(outcome["stderr_tail"])
+        assert 0 < outcome["reported_outage_s"] <= row["longest_gap_s"] + 2.0, row
+    # The rollback finds its runtime and kernels on disk: nothing compiled, the old set never reinstalled.
+    assert sum(cutover["outcome"]["compiles"].values()) > 0, cutover["outcome"]["compiles"]  # a new key: compiled
+    assert rollback["outcome"]["compiles"] == dict.fromkeys(rollback["outcome"]["compiles"], 0), rollback["outcome"]
+    assert rows["old set untouched by the cutover and the rollback"]["outcome"] is True, rows
     instances = [i.name for i in sandbox.cluster.instances]
     assert rows["versions after the cutover"]["outcome"] == dict.fromkeys(instances, new)
     assert rows["versions after the rollback"]["outcome"] == dict.fromkeys(instances, old)
