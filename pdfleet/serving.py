@@ -383,6 +383,9 @@ def _router_worker(cluster: Cluster, instance: Instance, load_path: str) -> Rout
     url = f"http://{head.address}:{instance.ports.http}"
     # Only rank 0 serves the API; higher ranks answer a health stub and must never receive traffic.
     spec: dict = {"url": url, "worker_type": instance.role}
+    # smg pairs a prefill and a decode only when their explicit protocols agree: two SGLang versions (whose KV
+    # bootstrap differs) can both be registered, as blue/green's switch does, without a mixed pair ever built
+    spec["pairing_protocol"] = f"sglang-{cluster.sglang_version}"
     if instance.role == "prefill":
         spec["bootstrap_port"] = instance.ports.bootstrap
     threshold = breaker.failure_threshold if getattr(breaker, instance.role) else BREAKER_NEVER_OPENS

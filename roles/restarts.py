@@ -259,39 +259,64 @@ def cutover_message(change: str, seconds: float, to_health: float) -> str:
     )
 
 
+def _agents_at_once(router: str, calls: list[tuple[str, ...]]) -> tuple[bool, list[str]]:
+    """Several pdfleet-router-members calls on the router's node at once (one waits for one instance): whether all
+    exited 0, and what they said."""
+    shells = " ".join(
+        "( " + " ".join(shlex.quote(a) for a in ("python3", MEMBERS_AGENT, call[0], MEMBERS_FILE, *call[1:])) + " ) &"
+        for call in calls
+    )
+    ok, output = _connected(router).run_shell_command(
+        f"failed=0; {shells} for job in $(jobs -p); do wait $job || failed=1; done; exit $failed", print_output=False
+    )
+    return ok, [line.removeprefix("pdfleet-router-members: ") for line in output.stdout_lines + output.stderr_lines]
+
+
 def _cutover_stop(state, host, instances: list[tuple[str, list[tuple[str, str]]]], router: str, drain: int) -> None:
     """Every instance out of the router (new requests get 503, those in flight finish), then every rank stopped."""
-    _cutover_began[id(state)] = time.monotonic()
+    began = _cutover_began[id(state)] = time.monotonic()
+
+    def say(message: str) -> None:
+        logger.info(f"{host.print_prefix}Cutover | +{time.monotonic() - began:.1f} s | {message}")
+
     names = [name for name, _ in instances]
     logger.warning(f"{host.print_prefix}Cutover | draining {', '.join(names)}: the endpoint stops answering now")
-    drains = " ".join(
-        "( "
-        + " ".join(
-            shlex.quote(a)
-            for a in ("python3", MEMBERS_AGENT, "drain", MEMBERS_FILE, name, "--by", "rolling")
-            + ("--reason", "version cutover", "--timeout", str(drain))
-        )
-        + " ) &"
-        for name in names
-    )
-    ok, output = _connected(router).run_shell_command(f"{drains} wait", print_output=False)
-    for line in output.stdout_lines + output.stderr_lines:
-        logger.info(f"{host.print_prefix}Cutover | {line.removeprefix('pdfleet-router-members: ')}")
-    for name, ranks in instances:
+    drains = [
+        ("drain", name, "--by", "rolling", "--reason", "version cutover", "--timeout", str(drain)) for name in names
+    ]
+    ok, lines = _agents_at_once(router, drains)
+    for line in lines:
+        say(line)
+    if not ok:  # the bound was hit: SGLang's own drain on SIGTERM takes the rest, up to the unit's TimeoutStopSec
+        logger.warning(f"{host.print_prefix}Cutover | drain bound hit; stopping with requests in flight")
+    units_by_node: dict[str, list[str]] = {}
+    for _, ranks in instances:
         for node, unit in ranks:
-            _run(node, f"systemctl stop {shlex.quote(unit)}", f"stop of {unit}")
-        logger.info(f"{host.print_prefix}Cutover | {name}: stopped ({len(ranks)} rank{'s' if len(ranks) > 1 else ''})")
+            units_by_node.setdefault(node, []).append(unit)
+    # one `systemctl stop` per node for all its units; the nodes one after the other (each waits for its units)
+    for node, units in units_by_node.items():
+        _run(node, "systemctl stop " + " ".join(shlex.quote(u) for u in units), f"stop of {', '.join(units)}")
+    say(f"stopped: {', '.join(names)} ({sum(len(r) for _, r in instances)} ranks)")
 
 
 def _cutover_serve(state, host, instances, router: str, health: dict[str, str], timeout: int, change: str) -> None:
     """Every instance healthy and back in the router, then the first answer through it: the outage timed."""
     began = _cutover_began.get(id(state), time.monotonic())
-    for name, ranks in instances:
+
+    def say(message: str) -> None:
+        logger.info(f"{host.print_prefix}Cutover | +{time.monotonic() - began:.1f} s | {message}")
+
+    for name, ranks in instances:  # started together: waiting for each in turn costs the slowest
         _wait_healthy(name, ranks, health[name], timeout)
-        _say(host, name, "healthy on the new version")
+        say(f"{name}: healthy on the new version")
     healthy = time.monotonic()
-    for name, _ in instances:
-        _undrain(host, router, name, timeout)
+    ok, lines = _agents_at_once(
+        router, [("undrain", name, "--by", "rolling", "--timeout", str(timeout)) for name, _ in instances]
+    )
+    for line in lines:
+        say(line)
+    if not ok:
+        raise OperationError(f"Cutover | not every instance is back in the router: {lines[-1] if lines else ''}")
     cluster = common.cluster()
     body = json.dumps(
         {"model": cluster.model.served_name, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 8}

@@ -769,3 +769,72 @@ def test_each_version_takes_its_own_command_lines_and_only_a_same_version_pair_s
     finally:
         for proc in (decode, prefill):
             stop(proc)
+
+
+def _router_with(workers: list[dict], tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """The real smg with pdfleet's prod router arguments on a loopback port, the given worker specs registered
+    through its worker API, each ready."""
+    smg = PARSERS / "smg-venv/bin/smg"
+    if not smg.exists():
+        message = f"{smg} is missing: run .ci/install-parsers.sh"
+        if os.environ.get("PDFLEET_REQUIRE_PARSERS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    port = free_port()
+    args = replace_values(
+        list(plan(load(PROD)).router.router_args),
+        {"--host": LOOPBACK, "--port": str(port), "--prometheus-host": LOOPBACK, "--prometheus-port": str(free_port())},
+    )
+    router = start([str(smg), "launch", *args], clean_env(), tmp_path, "router")
+    wait_http(port, "/workers", [router], timeout=30)
+    for spec in workers:
+        status, body = http("POST", port, "/workers", spec)
+        assert status in (200, 201, 202), body
+    deadline = time.monotonic() + 30
+    while True:
+        listed = json.loads(http("GET", port, "/workers")[1])["workers"]
+        if len(listed) == len(workers) and all(w["status"] == "ready" for w in listed):
+            return router, port
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.3)
+
+
+@pytest.mark.parametrize("protocols", [True, False])
+def test_the_router_pairs_only_workers_of_one_version_when_they_name_their_protocol(sites, tmp_path, protocols):
+    """Blue/green's switch: both versions' prefill and decode registered at once. With the pairing protocol pdfleet
+    gives each worker (its SGLang version), the real smg never builds a mixed pair: every request answers. Without
+    it (the control), the router pairs across versions and those requests fail at the bootstrap."""
+    log = tmp_path / "standin.jsonl"
+    workers, procs = [], []
+    try:
+        for version in ("0.5.23", "0.5.6.post2"):
+            serving = plan(load(PROD).with_sglang_version(version))
+            for instance in ("prefill-0", "decode"):
+                proc, values = _launch(
+                    sites[version], serving.ranks(instance)[0], tmp_path, log, f"{instance}-{version}"
+                )
+                procs.append(proc)
+                wait_http(int(values["--port"]), "/health", procs)
+                worker = next(w for w in serving.router.workers if w.instance == instance)
+                spec = {**worker.spec, "url": f"http://{LOOPBACK}:{values['--port']}"}
+                if "bootstrap_port" in spec:
+                    spec["bootstrap_port"] = int(values["--disaggregation-bootstrap-port"])
+                if not protocols:
+                    spec.pop("pairing_protocol")
+                workers.append(spec)
+        assert {w.get("pairing_protocol") for w in workers} == (
+            {"sglang-0.5.23", "sglang-0.5.6.post2"} if protocols else {None}
+        )
+        router, port = _router_with(workers, tmp_path)
+        procs.append(router)
+        chat = {"model": "DeepSeek-V3.2", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}
+        before = len(events(log, "request"))
+        codes = [http("POST", port, "/v1/chat/completions", chat)[0] for _ in range(24)]
+        if protocols:
+            assert codes == [200] * 24, codes
+        else:
+            assert any(code != 200 for code in codes), codes  # mixed pairs were built and failed
+        assert len(events(log, "request")) > before  # the engines saw the requests
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
