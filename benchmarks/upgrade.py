@@ -25,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.faults import SandboxCluster, pyinfra, ssh  # noqa: E402
+from benchmarks.faults import SandboxCluster, pdfleet, pyinfra, ssh  # noqa: E402
 from benchmarks.replace import compiles  # noqa: E402
+from pdfleet.bluegreen import limits  # noqa: E402
 from pdfleet.inventory import load  # noqa: E402
 from pdfleet.loadgen import summarize  # noqa: E402
 from pdfleet.runtimeplan import serving_venv  # noqa: E402
@@ -165,6 +166,63 @@ def upgrade_and_rollback(sandbox: SandboxCluster, rate: float, work: Path, other
     return rows
 
 
+# Blue/green on the sandbox's four hosts: the serving set is prefill-0 (a prefill) and decode-0 (a one-node decode);
+# prefill-1 and decode-1 are its spares.
+BLUE_NODES = {"prefill-0": ["prefill-0"], "decode": ["decode-0"]}
+SPARES = ("prefill-1", "decode-1")
+
+
+def blue_set(doc: dict) -> None:
+    doc["instances"] = [i for i in doc["instances"] if i["name"] in BLUE_NODES]
+    for instance in doc["instances"]:
+        instance["nodes"] = BLUE_NODES[instance["name"]]
+
+
+def blue_green(inventory: Path, version: str) -> dict:
+    """`pdfleet blue-green INVENTORY --version VERSION --yes`: its exit, what it said, and its own total."""
+    result = pdfleet("blue-green", str(inventory), "--version", version, "--yes", timeout=1800)
+    done = [line for line in result.stderr.splitlines() if "] done | " in line]
+    return {"exit": result.returncode, "done": done[-1].split("] done | ", 1)[1] if done else None,
+            "stderr_tail": result.stderr.splitlines()[-40:]}  # fmt: skip
+
+
+def blue_green_and_back(sandbox: SandboxCluster, rate: float, work: Path, other: str = OTHER_VERSION) -> dict:
+    """The sandbox reshaped into one serving set and its spares, moved to `other` on the spares and back again,
+    under load; then the sandbox inventory converged again (every instance restarted: the shape changes)."""
+    current = sandbox.cluster.sglang_version
+    blue = sandbox.inventory_with(work / "bluegreen", blue_set)
+    rows: dict[str, dict] = {}
+    try:
+        # the spares: what the sandbox ran on them retired (a spare serves nothing)
+        retired = pyinfra(str(sandbox.inventory), "deploys/retire.py", *limits(SPARES),
+                          "--data", "pdfleet_retire_scope=instances")  # fmt: skip
+        if retired.returncode != 0:
+            raise RuntimeError("retiring the spares failed:\n" + retired.stderr[-3000:])
+        shaped = converge(blue, "--data", "pdfleet_allow_outage=decode")
+        if shaped["exit"] != 0:
+            raise RuntimeError("the one-set inventory did not converge:\n" + "\n".join(shaped["stderr_tail"]))
+        serving = SandboxCluster(blue)
+        serving.wait_ready(timeout=180)
+        nodes = sorted({*BLUE_NODES["prefill-0"], *BLUE_NODES["decode"], *SPARES})
+        old_set = set_fingerprint(serving, blue)
+        for name, version in ((f"blue/green {current} -> {other}", other), (f"blue/green back {other} -> {current}",
+                                                                             current)):  # fmt: skip
+            before = compiles(nodes)
+            rows[name] = under_load(serving, rate, lambda v=version: blue_green(blue, v))
+            rows[name]["outcome"]["compiles"] = {n: c - before.get(n, 0) for n, c in compiles(nodes).items()}
+            rows[name]["outcome"]["serving_nodes"] = sorted({s.host for s in SandboxCluster(blue).serving.servers})
+            rows[name]["outcome"]["versions"] = serving_versions(SandboxCluster(blue))
+        rows["blue/green: the first set's runtime untouched by the round trip"] = {
+            "outcome": old_set == set_fingerprint(serving, blue)
+        }
+        rows["blue/green: router view"] = {"outcome": SandboxCluster(blue).view()}
+    finally:
+        retired = pyinfra(str(blue), "deploys/retire.py", *limits(SPARES), "--data", "pdfleet_retire_scope=instances")
+        restored = converge(sandbox.inventory, *WINDOW)
+        rows["sandbox restored"] = {"outcome": {"exit": restored["exit"], "retire_exit": retired.returncode}}
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=10.0, help="requests per second through the router")
@@ -173,6 +231,7 @@ def main() -> int:
     sandbox = SandboxCluster()
     with tempfile.TemporaryDirectory(prefix="pdfleet-upgrade-") as work:
         rows = upgrade_and_rollback(sandbox, args.rate, Path(work))
+        rows.update(blue_green_and_back(sandbox, args.rate, Path(work)))
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
         return 0

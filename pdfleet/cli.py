@@ -534,6 +534,27 @@ def replace_node_command(inventory: str, old: str, new: str, yes: bool, dry: boo
     replace_node(inventory, _load(inventory), old, new, yes, dry, allow_outage)
 
 
+@main.command("blue-green")
+@inventory_argument
+@click.option("--version", "version", required=True, metavar="VERSION", help="The SGLang version to move to.")
+@click.option("--yes", is_flag=True, help="Do not ask to type the cluster's name (for scripts).")
+@click.option("--dry", is_flag=True, help="Print every step and the inventory diff; change nothing.")
+def blue_green_command(inventory: str, version: str, yes: bool, dry: bool) -> None:
+    """Move every instance of INVENTORY to SGLang VERSION on its spare nodes, without an outage.
+
+    Needs a spare (a node in no instance, same GPUs and HCAs) for every serving node. Steps, each printed and each
+    safe to run again: validate, confirm (type the cluster's name; --yes), stage the next inventory, bring the new
+    set up on the spares (deploys/pd.py), switch (the router routes to both sets, never a prefill and a decode of
+    different versions, then drains the old set), retire the old set's SGLang units (its nodes are the spares
+    now, holding the old version's runtime and kernels), the inventory rewritten (diff shown; comments kept), a
+    converge. Back: the same command with the old version (docs/runbooks/upgrade.md). Exit 0 done, 1 a step failed
+    (run again to continue), 2 refused before any change.
+    """
+    from pdfleet.bluegreen import blue_green
+
+    blue_green(inventory, _load(inventory), version, yes, dry)
+
+
 from pdfleet.sandbox.cli import sandbox  # noqa: E402  (the subcommand group, beside the offline views)
 
 main.add_command(sandbox)

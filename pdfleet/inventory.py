@@ -36,8 +36,12 @@ def load(inventory: str | Path) -> Cluster:
     return load_cluster(path, display_path(path))
 
 
-def host_data(cluster: Cluster, node_name: str, yaml_path: Path) -> dict:
-    """What pyinfra knows about one host: how to reach it and where it sits in the cluster."""
+def host_data(cluster: Cluster, node_name: str, yaml_path: Path, rendered_as: str | None = None) -> dict:
+    """What pyinfra knows about one host: how to reach it and where it sits in the cluster.
+
+    + rendered_as: the inventory's name in rendered files and messages when `yaml_path` is a staged copy of it
+      (blue/green's next set), so that the files it renders are those the inventory will render once rewritten
+    """
     node = cluster.node(node_name)
     placement = cluster.placement(node_name)
     data = {
@@ -55,6 +59,8 @@ def host_data(cluster: Cluster, node_name: str, yaml_path: Path) -> dict:
         "pdfleet_rank": placement[1] if placement else None,
         "pdfleet_router": cluster.router.node == node_name,
     }
+    if rendered_as:
+        data["pdfleet_inventory_name"] = rendered_as
     if cluster.ssh.key:
         data["ssh_key"] = _beside(yaml_path, cluster.ssh.key)
     if cluster.ssh.known_hosts:
@@ -69,11 +75,11 @@ def _beside(yaml_path: Path, path: str) -> str:
     return str(expanded if expanded.is_absolute() else (yaml_path.resolve().parent / expanded).resolve())
 
 
-def groups(cluster: Cluster, yaml_path: Path) -> dict[str, list[tuple[str, dict]]]:
+def groups(cluster: Cluster, yaml_path: Path, rendered_as: str | None = None) -> dict[str, list[tuple[str, dict]]]:
     """pyinfra groups: prefill, decode (nodes by role), router (the router's node), spare (nodes in no instance)."""
     out: dict[str, list[tuple[str, dict]]] = {name: [] for name in GROUPS}
     for node in cluster.nodes:
-        data = host_data(cluster, node.name, yaml_path)
+        data = host_data(cluster, node.name, yaml_path, rendered_as)
         placement = cluster.placement(node.name)
         out[placement[0].role if placement else "spare"].append((node.name, data))
         if cluster.router.node == node.name:
@@ -81,14 +87,17 @@ def groups(cluster: Cluster, yaml_path: Path) -> dict[str, list[tuple[str, dict]
     return out
 
 
-def pyinfra_groups(inventory_py: str) -> dict[str, list[tuple[str, dict]]]:
-    """Entry point for inventories/NAME.py; exits with the problem list on an invalid inventory."""
+def pyinfra_groups(inventory_py: str, rendered_as: str | None = None) -> dict[str, list[tuple[str, dict]]]:
+    """Entry point for inventories/NAME.py; exits with the problem list on an invalid inventory.
+
+    + rendered_as: for a staged copy of an inventory (pdfleet blue-green), the name of the inventory it stands for
+    """
     yaml_path = yaml_for(inventory_py)
     try:
-        cluster = load_cluster(yaml_path, display_path(yaml_path))
+        cluster = load_cluster(yaml_path, rendered_as or display_path(yaml_path))
     except InventoryError as exc:
         print(f"pdfleet: {display_path(yaml_path)} is not a valid inventory; nothing was contacted:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         raise SystemExit(2) from None
-    return groups(cluster, yaml_path)
+    return groups(cluster, yaml_path, rendered_as)

@@ -119,20 +119,37 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
     return {host: dict(sorted(paths.items())) for host, paths in sorted(files.items())}
 
 
-def members_file(plan: ServingPlan, drained: dict | None = None) -> RenderedFile:
+def outgoing_name(instance: str, version: str) -> str:
+    """An instance of the set blue/green is replacing, as the router's membership names it during the switch (the
+    incoming set has the inventory's names)."""
+    return f"{instance}@{version}"
+
+
+def members_file(plan: ServingPlan, drained: dict | None = None, outgoing: ServingPlan | None = None) -> RenderedFile:
     """The router's membership (pdfleet-router-members keeps the router's worker list equal to it): every
     instance's worker spec, and the instances drained on the router's node (`pdfleet drain`, or a rolling restart
     under way), which a converge reads back and keeps. The offline render has none drained.
 
     + drained: instance -> {by, reason, since}, as the file on the router's node holds them
+    + outgoing: during a blue/green switch, the set being replaced: its workers stay members too, named
+      `outgoing_name` (the router pairs only workers of one SGLang version, so both sets serve side by side)
     """
-    names = {w.instance for w in plan.router.workers}
+    workers = [w.to_dict() for w in plan.router.workers]
+    if outgoing is not None:
+        incoming = {w.url for w in plan.router.workers}
+        version = outgoing.cluster.sglang_version
+        workers += [
+            {**w.to_dict(), "instance": outgoing_name(w.instance, version)}
+            for w in outgoing.router.workers
+            if w.url not in incoming
+        ]
+    names = {w["instance"] for w in workers}
     router = plan.cluster.router
     document = {
         "router": plan.router.local_url,
         "interval_secs": router.membership_interval_secs,
         "drain_timeout_secs": router.drain_timeout_secs,
-        "workers": [w.to_dict() for w in plan.router.workers],
+        "workers": workers,
         "drained": {name: record for name, record in sorted((drained or {}).items()) if name in names},
     }
     return RenderedFile(members_json(document))

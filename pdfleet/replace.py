@@ -100,22 +100,7 @@ class Replace:
     # -- the deploys --------------------------------------------------------------------------------------------
 
     def pyinfra(self, deploy: str, *args: str, stream: bool = False) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "pyinfra", "-y", str(self.yaml.resolve().with_suffix(".py"))]
-        command += [str(REPO / "deploys" / deploy), *args]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        if stream:  # a long converge: its progress is the person's to follow, as it comes; kept for a summary
-            with subprocess.Popen(
-                command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, bufsize=1,
-            ) as process:  # fmt: skip
-                lines = []
-                for line in process.stdout:
-                    sys.stderr.write(line)
-                    lines.append(line)
-            return subprocess.CompletedProcess(command, process.returncode, "".join(lines), "")
-        return subprocess.run(
-            command, cwd=REPO, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-        )
+        return run_deploy(self.yaml.resolve().with_suffix(".py"), deploy, *args, stream=stream)
 
     def router_status(self, instance: str, router: str | None = None) -> str:
         """The router's status of INSTANCE (ready, not_ready, failed, draining, absent), read on the router's node
@@ -135,6 +120,26 @@ class Replace:
     def by_hand(self, deploy: str, *args: str) -> str:
         inventory_py = display_path(self.yaml.with_suffix(".py"))
         return " ".join(["pyinfra", inventory_py, f"deploys/{deploy}", *(shlex.quote(a) for a in args)])
+
+
+def run_deploy(inventory_py: Path, deploy: str, *args: str, stream: bool = False) -> subprocess.CompletedProcess:
+    """pyinfra INVENTORY deploys/DEPLOY ARGS from this checkout; `stream`: a long converge, its progress shown as it
+    comes (and kept for a summary)."""
+    command = [sys.executable, "-m", "pyinfra", "-y", str(inventory_py), str(REPO / "deploys" / deploy), *args]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    if stream:
+        with subprocess.Popen(
+            command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1,
+        ) as process:  # fmt: skip
+            lines = []
+            for line in process.stdout:
+                sys.stderr.write(line)
+                lines.append(line)
+        return subprocess.CompletedProcess(command, process.returncode, "".join(lines), "")
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
 
 
 def _fail(message: str, code: int = 2) -> None:

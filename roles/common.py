@@ -21,20 +21,28 @@ ONHOST = Path(__file__).resolve().parent.parent / "pdfleet" / "onhost"
 
 
 @lru_cache(maxsize=4)
-def _cluster_and_files(inventory_yaml: str) -> tuple[Cluster, ServingPlan, dict[str, dict[str, RenderedFile]]]:
-    # Validated once per pyinfra run (the inventory module already refused a bad one before any contact).
-    cluster = load_cluster(inventory_yaml)
+def _cluster_and_files(
+    inventory_yaml: str, rendered_as: str | None = None
+) -> tuple[Cluster, ServingPlan, dict[str, dict[str, RenderedFile]]]:
+    # Validated once per pyinfra run (the inventory module already refused a bad one before any contact). A staged
+    # copy (blue/green) renders under the name of the inventory it stands for.
+    cluster = load_cluster(inventory_yaml, rendered_as)
     serving = plan(cluster)
     return cluster, serving, render(serving)
 
 
 def cluster() -> Cluster:
-    return _cluster_and_files(host.data.pdfleet_inventory)[0]
+    return _cluster_and_files(host.data.pdfleet_inventory, host.data.get("pdfleet_inventory_name"))[0]
 
 
 def serving_plan() -> ServingPlan:
     """Every node's serving command, environment and units, and the router's (pdfleet.serving)."""
-    return _cluster_and_files(host.data.pdfleet_inventory)[1]
+    return _cluster_and_files(host.data.pdfleet_inventory, host.data.get("pdfleet_inventory_name"))[1]
+
+
+def outgoing_plan(inventory_yaml: str) -> ServingPlan:
+    """The serving plan of the set a blue/green switch replaces (the inventory as it was before the switch)."""
+    return _cluster_and_files(inventory_yaml)[1]
 
 
 def node_name() -> str:
@@ -43,7 +51,7 @@ def node_name() -> str:
 
 def rendered_files() -> dict[str, dict[str, RenderedFile]]:
     """Every node's rendered files (for what spans nodes, like an instance's inputs over all its ranks)."""
-    return _cluster_and_files(host.data.pdfleet_inventory)[2]
+    return _cluster_and_files(host.data.pdfleet_inventory, host.data.get("pdfleet_inventory_name"))[2]
 
 
 def rendered(path: str) -> RenderedFile:

@@ -43,6 +43,7 @@ from pdfleet.runtimeplan import IN_USE_DIR, serving_set_name
 from pdfleet.serving import MEMBERS_AGENT, MEMBERS_FILE
 from roles import common
 from roles.deepgemm import cache_copied, cache_from_peer
+from roles.drain import agents_at_once
 from roles.facts import SystemdUnitState
 from roles.router import RouterMembership
 
@@ -260,16 +261,7 @@ def cutover_message(change: str, seconds: float, to_health: float) -> str:
 
 
 def _agents_at_once(router: str, calls: list[tuple[str, ...]]) -> tuple[bool, list[str]]:
-    """Several pdfleet-router-members calls on the router's node at once (one waits for one instance): whether all
-    exited 0, and what they said."""
-    shells = " ".join(
-        "( " + " ".join(shlex.quote(a) for a in ("python3", MEMBERS_AGENT, call[0], MEMBERS_FILE, *call[1:])) + " ) &"
-        for call in calls
-    )
-    ok, output = _connected(router).run_shell_command(
-        f"failed=0; {shells} for job in $(jobs -p); do wait $job || failed=1; done; exit $failed", print_output=False
-    )
-    return ok, [line.removeprefix("pdfleet-router-members: ") for line in output.stdout_lines + output.stderr_lines]
+    return agents_at_once(_connected(router), calls)
 
 
 def _cutover_stop(state, host, instances: list[tuple[str, list[tuple[str, str]]]], router: str, drain: int) -> None:

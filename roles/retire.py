@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host
-from pyinfra.api import FactBase, StringCommand, deploy, operation
+from pyinfra.api import FactBase, OperationError, StringCommand, deploy, operation
 
 from pdfleet.serving import UNIT_DIR
 from roles import common
@@ -23,6 +23,9 @@ RETIRED_MARK = "/etc/pdfleet/retired"
 # The units that make a node part of a pdfleet cluster: every instance's (server, DeepGEMM precompile, peer watch)
 # and the router's. Matched by name on the node, so a node is retired whatever inventory it was converged from.
 SERVING_UNIT_GLOBS = ("sglang-*.service", "pdfleet-router.service", "pdfleet-router-members.service")
+# What `pdfleet_retire_scope=instances` retires: the SGLang units only (blue/green's outgoing set, whose nodes stay in
+# the cluster as spares and may keep running the router).
+INSTANCE_UNIT_GLOBS = ("sglang-*.service",)
 
 
 class PresentUnitFiles(FactBase):
@@ -65,10 +68,15 @@ def units_retired(note: str, globs: tuple[str, ...] = SERVING_UNIT_GLOBS):
 @deploy("Retire")
 def retire() -> None:
     """This node's serving units retired (deploys/retire.py), with a note for the mark from the host data
-    `pdfleet_retire_note` (default: the cluster it leaves, when pyinfra knows the inventory)."""
+    `pdfleet_retire_note` (default: the cluster it leaves, when pyinfra knows the inventory); host data
+    `pdfleet_retire_scope`: all (default: SGLang and the router) or instances (SGLang's units only)."""
     known = host.data.get("pdfleet_inventory")
     cluster = f"cluster {common.cluster().name}" if known else "its cluster"
+    scope = str(host.data.get("pdfleet_retire_scope") or "all")
+    if scope not in ("all", "instances"):
+        raise OperationError(f"pdfleet_retire_scope: found {scope!r}, expected all or instances")
     units_retired(
         name="serving units stopped, disabled and removed",
         note=str(host.data.get("pdfleet_retire_note") or f"retired from {cluster} (pdfleet)"),
+        globs=SERVING_UNIT_GLOBS if scope == "all" else INSTANCE_UNIT_GLOBS,
     )

@@ -54,7 +54,9 @@ def router():
     files.directory(name="agent directory", path=MEMBERS_AGENT.rsplit("/", 1)[0], mode="0755")
     agent = files.put(name="membership agent installed", src=str(AGENT_SOURCE), dest=MEMBERS_AGENT, mode="0755")
     drained = host.get_fact(RouterMembership)
-    wanted = members_file(serving, drained)
+    # blue/green's switch: the set being replaced stays a member beside the new one (roles/switch.py)
+    outgoing = host.data.get("pdfleet_outgoing")
+    wanted = members_file(serving, drained, common.outgoing_plan(outgoing) if outgoing else None)
     files.put(
         name="membership (drained instances kept)", src=StringIO(wanted.content), dest=MEMBERS_FILE, mode=wanted.mode
     )

@@ -79,6 +79,7 @@ def test_every_runbook_command_parses_and_a_test_runs_its_form():
         "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
         + (ROOT / "benchmarks").joinpath("faults.py").read_text()
         + (ROOT / "benchmarks/replace.py").read_text()
+        + (ROOT / "benchmarks/upgrade.py").read_text()  # run by tests/sandbox/test_upgrade.py
     )
     commands = _runbook_commands()
     assert len(commands) >= 20, commands

@@ -82,3 +82,30 @@ def test_a_version_cutover_and_its_rollback_in_the_window(cluster):
     assert rows["versions after the cutover"]["outcome"] == dict.fromkeys(instances, new)
     assert rows["versions after the rollback"]["outcome"] == dict.fromkeys(instances, old)
     assert rows["router_view"]["outcome"] == {"prefill-0": "ready", "prefill-1": "ready", "decode": "ready"}
+
+
+def test_blue_green_on_the_spares_and_back_without_a_failed_request(cluster):
+    """The sandbox reshaped into one serving set (prefill-0, a one-node decode on decode-0) and its two spares: the
+    new version comes up on the spares, the router serves both sets (never a mixed pair), the old set is drained and
+    becomes the spares; then back the same way, onto nodes that still hold the old runtime and DeepGEMM cache."""
+    sandbox, work = cluster
+    rows = bench.blue_green_and_back(sandbox, rate=10, work=work)
+    for name, row in rows.items():
+        outcome = row["outcome"]
+        RESULTS[name] = (
+            {**row, "outcome": {k: v for k, v in outcome.items() if k != "stderr_tail"}}
+            if isinstance(outcome, dict) and "stderr_tail" in outcome
+            else row
+        )
+    old, new = sandbox.cluster.sglang_version, bench.OTHER_VERSION
+    there, back = rows[f"blue/green {old} -> {new}"], rows[f"blue/green back {new} -> {old}"]
+    for row, version, nodes in ((there, new, ["decode-1", "prefill-1"]), (back, old, ["decode-0", "prefill-0"])):
+        outcome = row["outcome"]
+        assert outcome["exit"] == 0, "\n".join(outcome["stderr_tail"])
+        assert row["failed"] == 0 and row["requests"] > 0, row  # the goal: not one failed request
+        assert outcome["serving_nodes"] == nodes and outcome["versions"] == {"prefill-0": version, "decode": version}
+    # back onto nodes that hold the old version: nothing compiled, the old wheel set not reinstalled
+    assert sum(back["outcome"]["compiles"].values()) == 0, back["outcome"]["compiles"]
+    assert rows["blue/green: the first set's runtime untouched by the round trip"]["outcome"] is True
+    assert rows["blue/green: router view"]["outcome"] == {"prefill-0": "ready", "decode": "ready"}
+    assert rows["sandbox restored"]["outcome"] == {"exit": 0, "retire_exit": 0}
