@@ -582,7 +582,7 @@ def _read_runtime(top: Section) -> Runtime:
     venvs = rt.string("venvs", "/opt/pdfleet/sglang")
     if venvs is not None and not _absolute(venvs):
         rt.error("venvs", repr(venvs), "an absolute path")
-    # wheel sets kept on disk, the one the inventory names included: 2 keeps the previous for a rollback
+    # wheel sets and DeepGEMM caches (one per key) kept on disk, the current included: 2 keeps the previous one
     keep = rt.integer("keep", 2, lo=2)
     image = rt.string("image", None)  # container image pinned by digest: name@sha256:<64 hex>
     if kind == "container":

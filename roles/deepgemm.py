@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import shlex
 
 from pyinfra import host, logger
-from pyinfra.api import FunctionCommand, StringCommand, operation
+from pyinfra.api import FactBase, FunctionCommand, StringCommand, operation
 from pyinfra.facts.files import Sha1File
 
+from pdfleet.runtimeplan import sets_to_remove
 from pdfleet.weightsplan import CACHE_MODULE, CACHE_STAMP
 
+# A key's cache directory under the cache root (pdfleet.serving.deep_gemm_dir): 16 hex digits of the key's digest.
+KEY_DIR = re.compile(r"^[0-9a-f]{16}$")
 # How often a copying node asks the compiling node whether its cache is ready.
 POLL_SECONDS = 2
 # rsync's exit codes for "no daemon answered": socket I/O error (refused, unreachable), connection timeout.
@@ -161,6 +165,43 @@ def cache_from_peer(cache: str, key_path: str, key_text: str, peers: list[tuple[
         host.noop("DeepGEMM cache built for this key")
         return
     yield FunctionCommand(_copy_and_report, (peer_script(cache, key_path, peers, port),), {})
+
+
+class CacheDirs(FactBase):
+    """The DeepGEMM caches under the cache root, one directory per key: {name: when its stamp was written}."""
+
+    def command(self, root: str) -> str:
+        return f'for d in {shlex.quote(root)}/*/{CACHE_STAMP}; do [ -e "$d" ] && stat -c "%Y %n" "$d"; done; true'
+
+    def process(self, output: list[str]) -> dict[str, float]:
+        found = {}
+        for line in output:
+            mtime, _, path = line.strip().partition(" ")
+            name = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
+            if KEY_DIR.match(name):
+                found[name] = float(mtime)
+        return found
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+
+@operation()
+def old_caches_removed(root: str, current: str, keep: int):
+    """
+    The DeepGEMM caches of keys beyond `keep` deleted: this node's key stays, and the newest others (the version
+    before, for a rollback that compiles nothing).
+
+    + root: `sglang.deep_gemm_cache`
+    + current: this node's key directory name (`ServerSpec.deep_gemm_dir`'s last part)
+    + keep: how many key directories stay, the current one included (`runtime.keep`)
+    """
+    doomed = sets_to_remove(host.get_fact(CacheDirs, root=root), current, set(), keep)
+    if not doomed:
+        host.noop(f"DeepGEMM caches within runtime.keep ({keep})")
+        return
+    yield StringCommand("rm", "-rf", *(f"{root.rstrip('/')}/{name}" for name in doomed))
 
 
 def _copy_and_report(state, host, script: str) -> bool:

@@ -42,7 +42,7 @@ from pdfleet.restartplan import Step, decide
 from pdfleet.runtimeplan import IN_USE_DIR, serving_set_name
 from pdfleet.serving import MEMBERS_AGENT, MEMBERS_FILE
 from roles import common
-from roles.deepgemm import cache_copied, cache_from_peer
+from roles.deepgemm import cache_copied, cache_from_peer, old_caches_removed
 from roles.drain import agents_at_once
 from roles.facts import SystemdUnitState
 from roles.router import RouterMembership
@@ -483,6 +483,13 @@ def restarts():
         instances=cutover,
         change=change,
     )
+    if mine:
+        old_caches_removed(
+            name="DeepGEMM caches of older keys removed",
+            root=cluster.deep_gemm_cache,
+            current=mine.deep_gemm_dir.rsplit("/", 1)[1],
+            keep=cluster.runtime.keep,
+        )
 
 
 def _cutover(serving) -> tuple[list[tuple[str, list[tuple[str, str]]]], str]:

@@ -143,6 +143,7 @@ def test_a_fresh_cluster_starts_everything_at_once_the_copies_after_their_source
         "Restart | DeepGEMM caches copied from the compiling instances",
         "Restart | prefill-1: running its current inputs, instances in turn",
         "Restart | version cutover: every instance healthy and back in the router, the outage timed",
+        "Restart | DeepGEMM caches of older keys removed",
     ]
     for node, unit in (
         ("prefill-0", "sglang-prefill-0"),

@@ -54,3 +54,21 @@ def test_the_listing_keeps_only_set_directories_and_reads_the_records():
     ]
     assert ServingSets().process(output) == {"present": {CURRENT: 1700000000.0}, "in_use": [CURRENT, PREVIOUS]}
     assert ServingSets.default() == {"present": {}, "in_use": []}
+
+
+def test_deep_gemm_caches_of_older_keys_go_beyond_keep_and_the_listing_ignores_other_directories():
+    from roles.deepgemm import CacheDirs
+
+    root = "/var/cache/pdfleet/deep_gemm"
+    listed = CacheDirs().process(
+        [
+            f"1700000300 {root}/cccccccccccccccc/pdfleet.key",  # this node's key now
+            f"1700000200 {root}/bbbbbbbbbbbbbbbb/pdfleet.key",  # the version before: a rollback needs it
+            f"1700000100 {root}/aaaaaaaaaaaaaaaa/pdfleet.key",
+            f"1700000000 {root}/kernels/pdfleet.key",  # not a key directory: never touched
+        ]
+    )
+    assert sorted(listed) == ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"]
+    assert sets_to_remove(listed, "cccccccccccccccc", set(), keep=2) == ["aaaaaaaaaaaaaaaa"]
+    # before the cutover's start the new key has no directory yet: the one serving stays
+    assert sets_to_remove(listed, "dddddddddddddddd", set(), keep=2) == ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
