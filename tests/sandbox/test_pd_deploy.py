@@ -21,7 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from pdfleet.inventory import load
+from pdfleet.runtimeplan import serving_venv
 from pdfleet.sandbox.hub import checkpoint
+from pdfleet.serving import plan
 from roles.prefetch import batch_script, cache_file, parse_batch
 from tests.sandbox.conftest import ROOT, inventory_copy, on_host, pdfleet, pyinfra
 
@@ -33,6 +36,11 @@ HUB_LOG = ROOT / ".cache/sandbox/hub/requests.jsonl"
 REVISION = "a7e62ac04ecb2c0a54d736dc46601c5606cf10a6"
 NEW_REVISION = "5f1c2d3e4b5a69788796a5b4c3d2e1f001234567"
 RESULTS: dict[str, object] = {}
+
+
+def key_dir(host: str, inventory: Path = ROOT / "inventories/sandbox.py") -> str:
+    """The host's DeepGEMM cache for its key: one directory per key under CACHE (pdfleet.serving.deep_gemm_dir)."""
+    return plan(load(inventory)).server(host).deep_gemm_dir
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +102,8 @@ def test_fresh_hosts_to_a_verified_endpoint(cluster):
     for instance in ("prefill-0", "prefill-1", "decode"):
         assert f"health gate | {instance}: healthy" in result.stderr
     assert on_host("decode-1", "systemctl is-enabled sglang-decode.service").stdout.strip() == "enabled"
-    listed = on_host("decode-0", "/opt/pdfleet/uv/bin/uv pip list --python /opt/pdfleet/sglang/bin/python3").stdout
+    venv = serving_venv(load(ROOT / "inventories/sandbox.py"))  # the wheel set's own venv under runtime.venvs
+    listed = on_host("decode-0", f"/opt/pdfleet/uv/bin/uv pip list --python {venv}/bin/python3").stdout
     assert "sglang" in listed and "0.5.23" in listed and "mooncake-transfer-engine 0.3.13.post1" in listed
 
     # The WAN once: every file of the checkpoint came from the hub exactly once, to the seed.
@@ -116,7 +125,9 @@ def test_fresh_hosts_to_a_verified_endpoint(cluster):
     listing = f"cd {CACHE} && find . -type f | sort"
     assert on_host("prefill-1", listing).stdout == on_host("prefill-0", listing).stdout
     assert (
-        on_host("prefill-1", f"cmp {CACHE}/pdfleet.key /etc/pdfleet/prefill-1.deepgemm-key", check=False).returncode
+        on_host(
+            "prefill-1", f"cmp {key_dir('prefill-1')}/pdfleet.key /etc/pdfleet/prefill-1.deepgemm-key", check=False
+        ).returncode
         == 0
     )
 
@@ -242,7 +253,9 @@ def test_a_new_revision_is_staged_once_and_compiled_once_per_key(cluster, tmp_pa
     assert new_runs == {"prefill-0": 1, "prefill-1": 0, "decode-0": 1, "decode-1": 1}
     key = on_host("prefill-1", "cat /etc/pdfleet/prefill-1.deepgemm-key").stdout
     assert NEW_REVISION in key
-    assert on_host("prefill-1", f"cat {CACHE}/pdfleet.key").stdout == key
+    assert on_host("prefill-1", f"cat {key_dir('prefill-1', inventory)}/pdfleet.key").stdout == key
+    # the previous key's cache stays beside it (runtime.keep 2): going back compiles nothing
+    assert on_host("prefill-1", f"cat {key_dir('prefill-1')}/pdfleet.key", check=False).stdout.strip()
     for instance in ("prefill-0", "prefill-1", "decode"):
         assert f"health gate | {instance}: healthy" in result.stderr
 
@@ -299,7 +312,7 @@ def test_a_node_whose_compiling_peer_is_down_compiles_its_own_cache(cluster, tmp
         )
         key = on_host("prefill-1", "cat /etc/pdfleet/prefill-1.deepgemm-key").stdout
         deadline = time.monotonic() + 120
-        while on_host("prefill-1", f"cat {CACHE}/pdfleet.key", check=False).stdout != key:
+        while on_host("prefill-1", f"cat {key_dir('prefill-1', inventory)}/pdfleet.key", check=False).stdout != key:
             assert time.monotonic() < deadline, "prefill-1 did not compile its own cache"
             time.sleep(2)
         runs = compile_runs()
