@@ -1,11 +1,12 @@
 """What a cold bring-up's reboots cost as the cluster grows: `deploys/host.py` on fresh sandbox hosts (every host
-reboots once: driver set, nouveau blacklist), timed for 4 nodes rebooting one at a time (`host.reboot.parallel: 1`,
-what every host did before pdfleet/rebootplan.py), 4 nodes with the default (hosts serving nothing reboot
-together) and 8 nodes with the default (the sandbox's four and four spares), in one run; medians of `--runs`.
+reboots once: driver set, nouveau blacklist), timed for the sandbox's 5 nodes rebooting one at a time
+(`host.reboot.parallel: 1`, what every host did before pdfleet/rebootplan.py), the same 5 with the default (hosts
+serving nothing reboot together) and 8 nodes with the default (the sandbox's five and three more spares), in one
+run; medians of `--runs`.
 
     .venv/bin/python benchmarks/bringup.py [--runs 1] [--json]
 
-Needs nothing up; leaves the sandbox as `pdfleet sandbox up` makes it: four fresh hosts.
+Needs nothing up; leaves the sandbox as `pdfleet sandbox up` makes it: five fresh hosts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.faults import BIN, INVENTORY, SandboxCluster  # noqa: E402
 
-EXTRA = [(f"spare-{i}", f"10.77.0.{15 + i}") for i in range(4)]
+EXTRA = [(f"spare-{i}", f"10.77.0.{15 + i}") for i in range(1, 4)]  # spare-0 is the sandbox's own
 
 
 def inventory(work: Path, name: str, parallel: int | None, extra: list[tuple[str, str]]) -> Path:
@@ -60,11 +61,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="bring-ups of each case (medians)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    times: dict[str, list[float]] = {"4 nodes, one at a time": [], "4 nodes, together": [], "8 nodes, together": []}
+    times: dict[str, list[float]] = {"5 nodes, one at a time": [], "5 nodes, together": [], "8 nodes, together": []}
     with tempfile.TemporaryDirectory(prefix="pdfleet-bringup-") as work:
         cases = {
-            "4 nodes, one at a time": inventory(Path(work), "serial", 1, []),
-            "4 nodes, together": inventory(Path(work), "four", None, []),
+            "5 nodes, one at a time": inventory(Path(work), "serial", 1, []),
+            "5 nodes, together": inventory(Path(work), "five", None, []),
             "8 nodes, together": inventory(Path(work), "eight", None, EXTRA),
         }
         try:
@@ -79,9 +80,9 @@ def main() -> None:
     print("deploys/host.py from fresh hosts (every host reboots once), medians:")
     for case, seconds in medians.items():
         print(f"  {case:<24} {seconds:6.1f} s")
-    base = medians["4 nodes, together"]
-    print(f"  ratio one at a time / together (4 nodes): {medians['4 nodes, one at a time'] / base:.2f}")
-    print(f"  ratio 8 nodes / 4 nodes (together):       {medians['8 nodes, together'] / base:.2f}")
+    base = medians["5 nodes, together"]
+    print(f"  ratio one at a time / together (5 nodes): {medians['5 nodes, one at a time'] / base:.2f}")
+    print(f"  ratio 8 nodes / 5 nodes (together):       {medians['8 nodes, together'] / base:.2f}")
     if args.json:
         print(json.dumps({"runs": args.runs, "seconds": times, "medians": medians}, indent=1))
 

@@ -10,8 +10,8 @@ copy, start (the restart steps and the health gate); "pdfleet" is the rest: vali
 pyinfra connecting and reading facts, the undrain. The spare is a hot spare (host layer, runtime and weights
 converged with the cluster, as the inventory's spares are), so what it still needs is units, cache and start.
 
-Needs the sandbox up (`pdfleet sandbox up`); starts the spare (a fifth host, in a copy of the sandbox inventory),
-and leaves the sandbox as `pdfleet sandbox up` makes it: four fresh hosts.
+Needs the sandbox up (`pdfleet sandbox up`: its four serving hosts and the spare, spare-0); replaces in a copy of the
+sandbox inventory, and leaves the sandbox as `pdfleet sandbox up` makes it: five fresh hosts.
 """
 
 from __future__ import annotations
@@ -46,14 +46,13 @@ PHASES = (
 
 
 def spare_inventory(work: Path) -> Path:
-    """A copy of the sandbox inventory, as its text (comments and layout kept, as a person's inventory has them),
-    with the spare after the last node (in no instance) and its relative paths made absolute."""
+    """A copy of the sandbox inventory (its spare included), as its text (comments and layout kept, as a person's
+    inventory has them) with its relative paths made absolute: the replacement rewrites the copy, never the
+    repository's."""
     text = (ROOT / "inventories/sandbox.yaml").read_text()
     text = re.sub(r"(:\s+)\.\./\.cache/", lambda m: f"{m.group(1)}{ROOT}/.cache/", text)
-    last = "  - name: decode-1\n    address: 10.77.0.14\n"
-    assert last in text, "inventories/sandbox.yaml: decode-1 is no longer the last node"
-    spare = f"  # A hot spare: converged with the cluster, in no instance.\n  - name: {SPARE['name']}\n"
-    text = text.replace(last, last + spare + f"    address: {SPARE['address']}\n")
+    spare = f"  - name: {SPARE['name']}\n    address: {SPARE['address']}\n"
+    assert spare in text, f"inventories/sandbox.yaml: no spare {SPARE['name']} at {SPARE['address']}"
     directory = work / "spare"
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sandbox.yaml").write_text(text)
@@ -171,7 +170,7 @@ def cluster_with_spare(inventory: Path, latency_ms: int = 200) -> SandboxCluster
 
 
 def fresh_sandbox(spare_inventory: Path) -> None:
-    """The sandbox as its own inventory describes it, fresh: every host (the spare too) down, the four up again."""
+    """The sandbox as its own inventory describes it, fresh: every host down, all five up again."""
     for args in (("down", "-i", str(spare_inventory)), ("up",)):
         done = subprocess.run([str(BIN / "pdfleet"), "sandbox", *args], cwd=ROOT, capture_output=True, text=True)
         if done.returncode != 0:

@@ -28,7 +28,7 @@ from pdfleet.serving import plan
 from roles.prefetch import batch_script, cache_file, parse_batch
 from tests.sandbox.conftest import ROOT, inventory_copy, on_host, pdfleet, pyinfra
 
-HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]
+HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1", "spare-0"]
 SEED = "10.77.0.11"
 MODEL = "/models/DeepSeek-V3.2"
 CACHE = "/var/cache/pdfleet/deep_gemm"
@@ -121,7 +121,7 @@ def test_fresh_hosts_to_a_verified_endpoint(cluster):
     # DeepGEMM once per key: prefill-0 for both prefills, the decode ranks together; prefill-1 copied.
     runs = compile_runs()
     RESULTS["compile runs per host (fresh)"] = runs
-    assert runs == {"prefill-0": 1, "prefill-1": 0, "decode-0": 1, "decode-1": 1}
+    assert runs == {"prefill-0": 1, "prefill-1": 0, "decode-0": 1, "decode-1": 1, "spare-0": 0}  # a spare serves none
     listing = f"cd {CACHE} && find . -type f | sort"
     assert on_host("prefill-1", listing).stdout == on_host("prefill-0", listing).stdout
     assert (
@@ -241,16 +241,16 @@ def test_a_new_revision_is_staged_once_and_compiled_once_per_key(cluster, tmp_pa
     old, new = (checkpoint("deepseek-ai/DeepSeek-V3.2", rev) for rev in (REVISION, NEW_REVISION))
     assert fetched == sorted(name for name in new if old.get(name) != new[name])
     assert sorted(stamp["files"]) == sorted(new)
-    # Each copy came from its wave's source: no node's share served more than one copy.
+    # Each copy came from its wave's source: no node's share served more than one copy in a wave.
     clients = {host: share_clients(host, since) for host in HOSTS}
     RESULTS["revision change: weights copies served per node"] = {host: sorted(c) for host, c in clients.items()}
-    assert clients == {"prefill-0": {"10.77.0.12", "10.77.0.13"}, "prefill-1": {"10.77.0.14"}, "decode-0": set(),
-                       "decode-1": set()}  # fmt: skip
+    assert clients == {"prefill-0": {"10.77.0.12", "10.77.0.13", "10.77.0.15"}, "prefill-1": {"10.77.0.14"},
+                       "decode-0": set(), "decode-1": set(), "spare-0": set()}  # fmt: skip
     runs = compile_runs()
     new_runs = {host: runs[host] - compiled_before[host] for host in HOSTS}
     RESULTS["revision change: hub files fetched"] = len(fetched)
     RESULTS["revision change: compile runs per host"] = new_runs
-    assert new_runs == {"prefill-0": 1, "prefill-1": 0, "decode-0": 1, "decode-1": 1}
+    assert new_runs == {"prefill-0": 1, "prefill-1": 0, "decode-0": 1, "decode-1": 1, "spare-0": 0}
     key = on_host("prefill-1", "cat /etc/pdfleet/prefill-1.deepgemm-key").stdout
     assert NEW_REVISION in key
     assert on_host("prefill-1", f"cat {key_dir('prefill-1', inventory)}/pdfleet.key").stdout == key
@@ -321,6 +321,7 @@ def test_a_node_whose_compiling_peer_is_down_compiles_its_own_cache(cluster, tmp
             "prefill-1": 1,
             "decode-0": 0,
             "decode-1": 0,
+            "spare-0": 0,
         }
         assert "this node compiles its own cache" in on_host("prefill-1", "journalctl -t pdfleet -n 20").stdout
     finally:

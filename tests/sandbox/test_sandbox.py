@@ -9,20 +9,22 @@ from pathlib import Path
 
 from tests.sandbox.conftest import INVENTORY, ROOT, deploy, inventory_copy, on_host, pdfleet, pyinfra
 
-HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1"]
+HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1", "spare-0"]
 
 
 def test_every_host_runs_systemd_and_sshd(sandbox):
     status = pdfleet("sandbox", "status").stdout.splitlines()
     assert status[0].split() == ["HOST", "ADDRESS", "PID1", "STATE"]
-    assert sorted((line.split()[0], line.split()[-1]) for line in status[1:5]) == sorted((h, "running") for h in HOSTS)
+    assert sorted((line.split()[0], line.split()[-1]) for line in status[1 : 1 + len(HOSTS)]) == sorted(
+        (h, "running") for h in HOSTS
+    )
     for host in HOSTS:
         assert on_host(host, "hostname; ps -p 1 -o comm=").stdout.split() == [host, "systemd"]
 
 
 def test_up_again_is_a_no_op(sandbox):
     again = pdfleet("sandbox", "up")
-    assert "sandbox already up (4 hosts): nothing to do" in again.stdout
+    assert "sandbox already up (5 hosts): nothing to do" in again.stdout
 
 
 def test_hosts_reach_each_other_by_name_and_nothing_else(sandbox):
@@ -67,7 +69,7 @@ def test_a_real_deploy_twice_changes_nothing_the_second_time(sandbox):
     first = _deploy()
     assert first["error"] == 0
     second = _deploy()
-    assert second == {"hosts": 28, "success": 0, "error": 0, "no_change": 28}
+    assert second == {"hosts": 35, "success": 0, "error": 0, "no_change": 35}
     for host in HOSTS:
         assert on_host(host, "cat /run/pdfleet-smoke").stdout == f"hello from {host}\n"
         assert on_host(host, "jq -n 1").stdout == "1\n"  # installed from the offline repository
@@ -141,18 +143,21 @@ def _leftovers() -> list[str]:
 
 
 def test_down_leaves_nothing_behind_and_a_cached_up_is_quick(sandbox, tmp_path):
-    # A host started from another inventory (a spare) goes down with a plain `down` too.
-    spare = inventory_copy(tmp_path, lambda doc: doc["nodes"].append({"name": "spare-0", "address": "10.77.0.15"}))
+    # A host started from another inventory (one more spare) goes down with a plain `down` too.
+    spare = inventory_copy(tmp_path, lambda doc: doc["nodes"].append({"name": "spare-1", "address": "10.77.0.16"}))
     result = pdfleet("sandbox", "up", "-i", str(spare))
-    assert "spare-0 started" in result.stdout
-    assert pdfleet("sandbox", "ssh", "-i", str(spare), "spare-0", "hostname").stdout == "spare-0\n"
+    assert "spare-1 started" in result.stdout
+    assert pdfleet("sandbox", "ssh", "-i", str(spare), "spare-1", "hostname").stdout == "spare-1\n"
     result = pdfleet("sandbox", "down")
     assert re.fullmatch(r"sandbox down in \d+\.\d s\n", result.stdout)
     assert _leftovers() == []
     started = time.monotonic()
     result = pdfleet("sandbox", "up")
     took = time.monotonic() - started
-    assert "sandbox up in" in result.stdout and "prefill-0, prefill-1, decode-0, decode-1 started" in result.stdout
+    assert (
+        "sandbox up in" in result.stdout
+        and "prefill-0, prefill-1, decode-0, decode-1, spare-0 started" in result.stdout
+    )
     assert took < 15, f"a cached up took {took:.1f} s"
     assert on_host("decode-1", "systemctl is-system-running").stdout == "running\n"
 
