@@ -19,7 +19,7 @@ SANDBOX = ROOT / "inventories/sandbox.yaml"
 # A host-layer-only host serves nothing yet: its instance's unit does not exist (`systemctl is-active` says so).
 ANSWERS = {**recorded("decode-0"), re.compile(r"^systemctl is-active sglang-decode\.service \|\| true$"): "inactive"}
 # Every node serves nothing: the rolling reboot's one wave (the other nodes are not in these runs).
-WAVE = "Reboot | wave 1 of 1: prefill-0, prefill-1, decode-0, decode-1 (serving nothing)"
+WAVE = "Reboot | wave 1 of 1: prefill-0, prefill-1, decode-0, decode-1, spare-0 (serving nothing)"
 
 
 @pytest.fixture(autouse=True)
