@@ -34,50 +34,17 @@ def _agent(state, host, action: str, instance: str, reason: str, timeout: int) -
         raise OperationError(f"{action} {instance}: {last}" + (" (bound hit)" if status == f"exit={TIMED_OUT}" else ""))
 
 
-def _at_once(calls: list[tuple[str, ...]]) -> str:
-    """A shell line running several pdfleet-router-members calls at once; it exits 1 when any failed."""
-    shells = " ".join(
-        "( "
-        + " ".join(shlex.quote(a) for a in ("python3", MEMBERS_AGENT, call[0], MEMBERS_FILE, *call[1:]))
-        + ' ) & pids="$pids $!";'
-        for call in calls
-    )
-    # each job's PID kept as it starts: `jobs -p` lists nothing in a non-interactive dash (the nodes' sh)
-    return f'failed=0; pids=""; {shells} for pid in $pids; do wait "$pid" || failed=1; done; exit $failed'
-
-
-def _said(lines: list[str]) -> list[str]:
-    return [line.removeprefix("pdfleet-router-members: ") for line in lines]
-
-
 def agents_at_once(router, calls: list[tuple[str, ...]]) -> tuple[bool, list[str]]:
     """Several pdfleet-router-members calls on the router's node (pyinfra host `router`) at once, each waiting for
     its own instance: whether every one exited 0, and what they said."""
-    ok, output = router.run_shell_command(_at_once(calls), print_output=False)
-    return ok, _said(output.stdout_lines + output.stderr_lines)
-
-
-def agents_started(router, calls: list[tuple[str, ...]], job: str) -> None:
-    """The same calls started in the background on the router's node (its exit status and output go to JOB.rc and
-    JOB.log): the caller watches something else meanwhile, then reads them with `agents_finished`."""
-    script = shlex.quote(_at_once(calls))
-    # every descriptor of the background job away from the SSH session, which then returns at once
-    ok, _ = router.run_shell_command(
-        f"mkdir -p {shlex.quote(job.rsplit('/', 1)[0])} && rm -f {job}.rc {job}.log && "
-        f"( sh -c {script} > {job}.log 2>&1; echo $? > {job}.rc ) < /dev/null > /dev/null 2>&1 &",
-        print_output=False,
+    shells = " ".join(
+        "( " + " ".join(shlex.quote(a) for a in ("python3", MEMBERS_AGENT, call[0], MEMBERS_FILE, *call[1:])) + " ) &"
+        for call in calls
     )
-    if not ok:
-        raise OperationError(f"starting {', '.join(c[1] for c in calls)} in the background failed")
-
-
-def agents_finished(router, job: str) -> tuple[bool, bool, list[str]]:
-    """(finished, every call exited 0, what they said) of calls started by `agents_started`."""
-    ok, output = router.run_shell_command(f"cat {job}.rc 2>/dev/null && cat {job}.log", print_output=False)
-    lines = output.stdout_lines
-    if not ok or not lines or not lines[0].strip().isdigit():
-        return False, False, []
-    return True, lines[0].strip() == "0", _said(lines[1:])
+    ok, output = router.run_shell_command(
+        f"failed=0; {shells} for job in $(jobs -p); do wait $job || failed=1; done; exit $failed", print_output=False
+    )
+    return ok, [line.removeprefix("pdfleet-router-members: ") for line in output.stdout_lines + output.stderr_lines]
 
 
 @operation(is_idempotent=False)

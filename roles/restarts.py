@@ -43,7 +43,7 @@ from pdfleet.runtimeplan import IN_USE_DIR, serving_set_name
 from pdfleet.serving import MEMBERS_AGENT, MEMBERS_FILE
 from roles import common
 from roles.deepgemm import cache_copied, cache_from_peer, old_caches_removed
-from roles.drain import agents_at_once, agents_finished, agents_started
+from roles.drain import agents_at_once
 from roles.facts import SystemdUnitState
 from roles.router import RouterMembership
 
@@ -139,23 +139,6 @@ def _undrain(where, router: str, instance: str, timeout: int) -> None:
         raise OperationError(f"{instance}: not back in the router: {lines[-1] if lines else 'no answer'}")
 
 
-def _raise_if_broken(instance: str, ranks: list[tuple[str, str]]) -> None:
-    """Fails, with the journal, when a rank's unit failed or is restarting (no point waiting for it then)."""
-    for node, unit in ranks:
-        ok, output = _connected(node).run_shell_command(
-            f"systemctl show -p SubState --value {shlex.quote(unit)}", print_output=False
-        )
-        sub = "".join(output.stdout_lines).strip()
-        if sub in ("failed", "auto-restart"):
-            _, journal = _connected(node).run_shell_command(
-                f"journalctl -u {shlex.quote(unit)} -n 20 --no-pager -o cat", print_output=False
-            )
-            raise OperationError(
-                f"{instance}: {unit} on {node} is {sub} after its restart; it stays out of the router.\n"
-                + "\n".join(journal.stdout_lines)
-            )
-
-
 def _wait_healthy(instance: str, ranks: list[tuple[str, str]], url: str, timeout: int) -> None:
     """Until rank 0's /health_generate answers 200; fails at once when a rank's unit failed or is restarting."""
     head = ranks[0][0]
@@ -166,7 +149,19 @@ def _wait_healthy(instance: str, ranks: list[tuple[str, str]], url: str, timeout
         )
         if ok:
             return
-        _raise_if_broken(instance, ranks)
+        for node, unit in ranks:
+            ok, output = _connected(node).run_shell_command(
+                f"systemctl show -p SubState --value {shlex.quote(unit)}", print_output=False
+            )
+            sub = "".join(output.stdout_lines).strip()
+            if sub in ("failed", "auto-restart"):
+                _, journal = _connected(node).run_shell_command(
+                    f"journalctl -u {shlex.quote(unit)} -n 20 --no-pager -o cat", print_output=False
+                )
+                raise OperationError(
+                    f"{instance}: {unit} on {node} is {sub} after its restart; it stays out of the router.\n"
+                    + "\n".join(journal.stdout_lines)
+                )
         if time.monotonic() > deadline:
             raise OperationError(
                 f"{instance}: {url} did not answer within {timeout} s (sglang.start_timeout) of its restart; "
@@ -261,7 +256,7 @@ def cutover_message(change: str, seconds: float, to_health: float) -> str:
     """The line that reports a cutover's outage (the upgrade benchmark reads its figures back)."""
     return (
         f"Cutover | {change}: OUTAGE of the endpoint: {seconds:.1f} s from the drain to the first answer through "
-        f"the router on the new version (every instance healthy {to_health:.1f} s after the drain)"
+        f"the router on the new version (stop to every instance healthy {to_health:.1f} s)"
     )
 
 
@@ -296,22 +291,24 @@ def _cutover_stop(state, host, instances: list[tuple[str, list[tuple[str, str]]]
     say(f"stopped: {', '.join(names)} ({sum(len(r) for _, r in instances)} ranks)")
 
 
-# On the router's node: the cutover's undrain, run in the background while the first answer is watched for.
-CUTOVER_JOB = "/run/pdfleet/cutover-undrain"
-
-
 def _cutover_serve(state, host, instances, router: str, health: dict[str, str], timeout: int, change: str) -> None:
-    """Every instance back into the router at once (the agent registers each as soon as its engine answers), the
-    first answer through the router timed (the endpoint serves again with its first ready prefill and decode), then
-    every instance healthy and ready in the router."""
+    """Every instance healthy and back in the router, then the first answer through it: the outage timed."""
     began = _cutover_began.get(id(state), time.monotonic())
 
     def say(message: str) -> None:
         logger.info(f"{host.print_prefix}Cutover | +{time.monotonic() - began:.1f} s | {message}")
 
-    router_host = _connected(router)
-    calls = [("undrain", name, "--by", "rolling", "--timeout", str(timeout)) for name, _ in instances]
-    agents_started(router_host, calls, CUTOVER_JOB)
+    for name, ranks in instances:  # started together: waiting for each in turn costs the slowest
+        _wait_healthy(name, ranks, health[name], timeout)
+        say(f"{name}: healthy on the new version")
+    healthy = time.monotonic()
+    ok, lines = _agents_at_once(
+        router, [("undrain", name, "--by", "rolling", "--timeout", str(timeout)) for name, _ in instances]
+    )
+    for line in lines:
+        say(line)
+    if not ok:
+        raise OperationError(f"Cutover | not every instance is back in the router: {lines[-1] if lines else ''}")
     cluster = common.cluster()
     body = json.dumps(
         {"model": cluster.model.served_name, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 8}
@@ -322,26 +319,14 @@ def _cutover_serve(state, host, instances, router: str, health: dict[str, str], 
         f"{shlex.quote(url)}"
     )
     deadline = time.monotonic() + timeout
-    while not router_host.run_shell_command(probe, print_output=False)[0]:
-        for name, ranks in instances:
-            _raise_if_broken(name, ranks)
+    while True:
+        ok, _ = _connected(router).run_shell_command(probe, print_output=False)
+        if ok:
+            break
         if time.monotonic() > deadline:
-            raise OperationError(f"Cutover | {url} did not answer within {timeout} s (sglang.start_timeout)")
+            raise OperationError(f"Cutover | {url} did not answer within {timeout} s of every instance being ready")
         time.sleep(0.5)
     answered = time.monotonic()
-    say("the router answers on the new version")
-    for name, ranks in instances:
-        _wait_healthy(name, ranks, health[name], timeout)
-    healthy = time.monotonic()
-    while not (finished := agents_finished(router_host, CUTOVER_JOB))[0]:
-        if time.monotonic() > deadline:
-            raise OperationError(f"Cutover | not every instance is back in the router within {timeout} s")
-        time.sleep(0.5)
-    for line in finished[2]:
-        say(line)
-    if not finished[1]:
-        last = finished[2][-1] if finished[2] else "no answer"
-        raise OperationError(f"Cutover | not every instance is back in the router: {last}")
     logger.warning(f"{host.print_prefix}{cutover_message(change, answered - began, healthy - began)}")
 
 
