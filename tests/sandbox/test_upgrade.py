@@ -72,8 +72,11 @@ def test_a_version_cutover_and_its_rollback_in_the_window(cluster):
         assert outcome["exit"] == 0, "\n".join(outcome["stderr_tail"])
         # one downtime figure printed by the deploy, within what the clients saw (their longest gap includes the
         # drain of the requests in flight and the load's own pacing)
-        assert outcome["reported_outage_s"] is not None, "\n".join(outcome["stderr_tail"])
-        assert 0 < outcome["reported_outage_s"] <= row["longest_gap_s"] + 2.0, row
+        # at least the clients' longest time without an answer, at most the span of their failures (CI run 7: answers
+        # came back in the middle of a window's failures; cause not yet found), within the load's pacing
+        reported = outcome["reported_outage_s"]
+        assert reported is not None, "\n".join(outcome["stderr_tail"])
+        assert row["longest_gap_s"] - 2.0 <= reported <= row["last_failure_s"] - row["first_failure_s"] + 2.0, row
     # The rollback finds its runtime and kernels on disk: nothing compiled, the old set never reinstalled.
     assert sum(cutover["outcome"]["compiles"].values()) > 0, cutover["outcome"]["compiles"]  # a new key: compiled
     assert rollback["outcome"]["compiles"] == dict.fromkeys(rollback["outcome"]["compiles"], 0), rollback["outcome"]
