@@ -21,7 +21,7 @@ import click
 from pdfleet.bluegreenplan import STEPS, BlueGreen, plan_blue_green
 from pdfleet.cluster import Cluster
 from pdfleet.inventory import display_path, yaml_for
-from pdfleet.replace import _fail, _write_atomically, run_deploy, say
+from pdfleet.replace import _fail, _write_atomically, print_steps, run_deploy, say
 from pdfleet.replaceplan import Refused
 
 STAGED_WRAPPER = '''"""pdfleet blue-green: the staged next inventory of {name} (removed when the move is done)."""
@@ -46,7 +46,7 @@ class Paths:
         self.staged_py = self.staged_yaml.with_suffix(".py")
 
 
-def _record(paths: Paths, cluster: Cluster, version: str, dry: bool) -> tuple[BlueGreen, dict]:
+def _record(paths: Paths, cluster: Cluster, version: str) -> tuple[BlueGreen, dict]:
     if paths.progress.exists():
         record = json.loads(paths.progress.read_text())
         if record["new_version"] != version:
@@ -97,17 +97,14 @@ def blue_green(inventory: str, cluster: Cluster, version: str, yes: bool, dry: b
     if not paths.progress.exists() and cluster.sglang_version == version:
         say("validate", f"nothing to do: {display_path(paths.yaml)} serves SGLang {version}")
         return
-    move, record = _record(paths, cluster, version, dry)
+    move, record = _record(paths, cluster, version)
     if not record["done"]:
         for old, new in move.moves:
             say("validate", f"{new} takes {old}'s place (SGLang {version}); {old} becomes a spare")
         say("validate", f"the router stays at {move.router_url}; both sets serve during the switch, never paired")
         click.echo(move.inventory_diff, nl=False)
     if dry:
-        for step, what in STEPS:
-            mark = "done" if step in record["done"] or step == "validate" else "would run"
-            click.echo(f"  {step:<10} {mark:<10} {what}")
-        say("dry", "nothing was changed")
+        print_steps(STEPS, record["done"])
         return
     if not record["done"]:
         _confirm(cluster, yes)

@@ -15,14 +15,13 @@ are deploys (pd.py on the spares, switch.py on the router's node, retire.py on t
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pdfleet import dialects
 from pdfleet.cluster import Cluster
-from pdfleet.replaceplan import Refused, _replace_on_line, _validated
+from pdfleet.replaceplan import Refused, _replace_on_line, _validated, inventory_diff
 from pdfleet.yamlsource import SourceList, load_yaml
 
 # What the command does, in order; each step is printed as it runs and is safe to run again.
@@ -52,14 +51,7 @@ class BlueGreen:
 
     @property
     def inventory_diff(self) -> str:
-        return "".join(
-            difflib.unified_diff(
-                self.old_text.splitlines(keepends=True),
-                self.new_text.splitlines(keepends=True),
-                fromfile="inventory (now)",
-                tofile="inventory (after)",
-            )
-        )
+        return inventory_diff(self.old_text, self.new_text)
 
     @property
     def incoming_nodes(self) -> list[str]:

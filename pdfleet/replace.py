@@ -122,6 +122,14 @@ class Replace:
         return " ".join(["pyinfra", inventory_py, f"deploys/{deploy}", *(shlex.quote(a) for a in args)])
 
 
+def print_steps(steps: tuple[tuple[str, str], ...], done: list[str]) -> None:
+    """--dry: every step, done before or to run, and that nothing was changed."""
+    for step, what in steps:
+        mark = "done" if step in done or step == "validate" else "would run"
+        click.echo(f"  {step:<10} {mark:<10} {what}")
+    say("dry", "nothing was changed")
+
+
 def run_deploy(inventory_py: Path, deploy: str, *args: str, stream: bool = False) -> subprocess.CompletedProcess:
     """pyinfra INVENTORY deploys/DEPLOY ARGS from this checkout; `stream`: a long converge, its progress shown as it
     comes (and kept for a summary)."""
@@ -249,10 +257,7 @@ def replace_node(inventory: str, cluster: Cluster, old: str, new: str, yes: bool
         )
         say("validate", f"continuing: done before: {', '.join(record['done']) or 'nothing'}")
     if dry:
-        for step, what in STEPS:
-            mark = "done" if step in record["done"] or step == "validate" else "would run"
-            click.echo(f"  {step:<10} {mark:<10} {what}")
-        say("dry", "nothing was changed")
+        print_steps(STEPS, record["done"])
         return
     if not record["done"]:
         _confirm(run)

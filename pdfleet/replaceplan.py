@@ -41,6 +41,18 @@ STEPS = (
 )  # fmt: skip
 
 
+def inventory_diff(old_text: str, new_text: str) -> str:
+    """The inventory's rewrite as a unified diff, shown before anything is written."""
+    return "".join(
+        difflib.unified_diff(
+            old_text.splitlines(keepends=True),
+            new_text.splitlines(keepends=True),
+            fromfile="inventory (now)",
+            tofile="inventory (after)",
+        )
+    )
+
+
 class Refused(Exception):
     """The replacement cannot go ahead; the message says why and what to do. Nothing was changed."""
 
@@ -71,14 +83,7 @@ class Replacement:
 
     @property
     def inventory_diff(self) -> str:
-        return "".join(
-            difflib.unified_diff(
-                self.old_text.splitlines(keepends=True),
-                self.new_text.splitlines(keepends=True),
-                fromfile="inventory (now)",
-                tofile="inventory (after)",
-            )
-        )
+        return inventory_diff(self.old_text, self.new_text)
 
     @property
     def outage_switch(self) -> str | None:

@@ -18,6 +18,17 @@ from pdfleet.runtimeplan import serving_venv
 RESULTS: dict[str, dict] = {}
 
 
+def keep(rows: dict[str, dict]) -> None:
+    """The figures for the module's summary, without the commands' output tails."""
+    for name, row in rows.items():
+        outcome = row["outcome"]
+        RESULTS[name] = (
+            {**row, "outcome": {k: v for k, v in outcome.items() if k != "stderr_tail"}}
+            if isinstance(outcome, dict) and "stderr_tail" in outcome
+            else row
+        )
+
+
 @pytest.fixture(scope="module")
 def cluster(sandbox, tmp_path_factory):
     sandbox_cluster = faults.SandboxCluster()
@@ -49,13 +60,7 @@ def test_an_sglang_version_change_on_the_serving_cluster_is_refused_and_changes_
 def test_a_version_cutover_and_its_rollback_in_the_window(cluster):
     sandbox, work = cluster
     rows = bench.upgrade_and_rollback(sandbox, rate=10, work=work)
-    for name, row in rows.items():
-        outcome = row["outcome"]
-        RESULTS[name] = (
-            {**row, "outcome": {k: v for k, v in outcome.items() if k != "stderr_tail"}}
-            if isinstance(outcome, dict) and "stderr_tail" in outcome
-            else row
-        )
+    keep(rows)
     old, new = sandbox.cluster.sglang_version, bench.OTHER_VERSION
     refused = rows["refused"]
     assert refused["outcome"]["exit"] != 0 and refused["failed"] == 0, refused
@@ -93,13 +98,7 @@ def test_blue_green_on_the_spares_and_back_without_a_failed_request(cluster):
     becomes the spares; then back the same way, onto nodes that still hold the old runtime and DeepGEMM cache."""
     sandbox, work = cluster
     rows = bench.blue_green_and_back(sandbox, rate=10, work=work)
-    for name, row in rows.items():
-        outcome = row["outcome"]
-        RESULTS[name] = (
-            {**row, "outcome": {k: v for k, v in outcome.items() if k != "stderr_tail"}}
-            if isinstance(outcome, dict) and "stderr_tail" in outcome
-            else row
-        )
+    keep(rows)
     old, new = sandbox.cluster.sglang_version, bench.OTHER_VERSION
     there, back = rows[f"blue/green {old} -> {new}"], rows[f"blue/green back {new} -> {old}"]
     for row, version, nodes in ((there, new, ["decode-1", "prefill-1"]), (back, old, ["decode-0", "prefill-0"])):
