@@ -34,16 +34,22 @@ def _agent(state, host, action: str, instance: str, reason: str, timeout: int) -
         raise OperationError(f"{action} {instance}: {last}" + (" (bound hit)" if status == f"exit={TIMED_OUT}" else ""))
 
 
+def _at_once(calls: list[tuple[str, ...]]) -> str:
+    """A shell line running several pdfleet-router-members calls at once; it exits 1 when any failed."""
+    shells = " ".join(
+        "( "
+        + " ".join(shlex.quote(a) for a in ("python3", MEMBERS_AGENT, call[0], MEMBERS_FILE, *call[1:]))
+        + ' ) & pids="$pids $!";'
+        for call in calls
+    )
+    # each job's PID kept as it starts: `jobs -p` lists nothing in a non-interactive dash (the nodes' sh)
+    return f'failed=0; pids=""; {shells} for pid in $pids; do wait "$pid" || failed=1; done; exit $failed'
+
+
 def agents_at_once(router, calls: list[tuple[str, ...]]) -> tuple[bool, list[str]]:
     """Several pdfleet-router-members calls on the router's node (pyinfra host `router`) at once, each waiting for
     its own instance: whether every one exited 0, and what they said."""
-    shells = " ".join(
-        "( " + " ".join(shlex.quote(a) for a in ("python3", MEMBERS_AGENT, call[0], MEMBERS_FILE, *call[1:])) + " ) &"
-        for call in calls
-    )
-    ok, output = router.run_shell_command(
-        f"failed=0; {shells} for job in $(jobs -p); do wait $job || failed=1; done; exit $failed", print_output=False
-    )
+    ok, output = router.run_shell_command(_at_once(calls), print_output=False)
     return ok, [line.removeprefix("pdfleet-router-members: ") for line in output.stdout_lines + output.stderr_lines]
 
 
