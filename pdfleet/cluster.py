@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from pdfleet import dialects
 from pdfleet.errors import InventoryError, Problem
 from pdfleet.hostconfig import HostConfig, read_host_config
+from pdfleet.monitoringconfig import Monitoring, read_monitoring_config
 from pdfleet.reader import NAME_RE, Problems, Section, show
 from pdfleet.verifyconfig import VerifyConfig, read_verify_config
 from pdfleet.yamlsource import load_yaml
@@ -220,6 +221,7 @@ class Cluster:
     peer_watch: PeerWatch
     host: HostConfig
     verify: VerifyConfig  # the preflight's thresholds (`verify:`, pdfleet/verifyconfig.py)
+    monitoring: Monitoring  # exporters, Prometheus, Grafana (`monitoring:`, pdfleet/monitoringconfig.py)
     env: dict = field(default_factory=dict, hash=False)
 
     @cached_property
@@ -240,6 +242,13 @@ class Cluster:
 
     def node(self, name: str) -> Node:
         return self._nodes_by_name[name]
+
+    @property
+    def monitoring_node(self) -> str | None:
+        """The node running Prometheus and Grafana (monitoring.node, else the router's), None when monitoring is off."""
+        if not self.monitoring.enabled:
+            return None
+        return self.monitoring.node or self.router.node
 
     def placement(self, node_name: str) -> tuple[Instance, int] | None:
         """The instance a node serves in and its rank there, or None for a spare node."""
@@ -394,6 +403,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     router = _read_router(top, node_by_name)
     host = read_host_config(top)
     verify = read_verify_config(top)
+    monitoring = read_monitoring_config(top, tuple(node_by_name))
 
     top.finish()
     # Cross-field checks run even when some fields were invalid, so one pass reports as much as it can;
@@ -419,8 +429,17 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         peer_watch=peer_watch,
         host=host,
         verify=verify,
+        monitoring=monitoring,
         env=cluster_env,
     )
+    if monitoring.enabled and monitoring.dcgm_exporter == "container" and runtime.kind != "container":
+        problems.add(
+            None,
+            "monitoring",
+            "dcgm_exporter",
+            f"container with runtime kind {runtime.kind!r} (no container engine on the nodes)",
+            "package, or runtime kind container",
+        )
     _check_topology(cluster, problems)
     _check_network(cluster, overrides, problems)
     _check_ports(cluster, problems)
@@ -779,6 +798,28 @@ def port_claims(cluster: Cluster):
     router = cluster.router
     yield router.node, router.port, "router port", None, "router", "port"
     yield router.node, router.prometheus_port, "router prometheus_port", None, "router", "prometheus_port"
+    monitoring = cluster.monitoring
+    if monitoring.enabled:
+        for node in cluster.nodes:
+            yield (
+                node.name,
+                monitoring.node_exporter_port,
+                "the node exporter",
+                None,
+                "monitoring",
+                "node_exporter_port",
+            )
+            yield (
+                node.name,
+                monitoring.dcgm_exporter_port,
+                "the DCGM exporter",
+                None,
+                "monitoring",
+                "dcgm_exporter_port",
+            )
+        home = cluster.monitoring_node
+        yield home, monitoring.prometheus_port, "Prometheus", None, "monitoring", "prometheus_port"
+        yield home, monitoring.grafana_port, "Grafana", None, "monitoring", "grafana_port"
 
 
 def node_ports(cluster: Cluster, node: str) -> list[int]:

@@ -84,6 +84,11 @@ def deepseek_v32_opts(cluster: Cluster, instance: Instance, rank: int, node: Nod
             opt("--dist-init-addr", f"{head.address}:{instance.ports.dist_init}"),
         ]
     opts.append(opt("--enable-metrics"))
+    if instance.dp > 1 and instance.tp // instance.dp > 1:
+        # DP attention with an attention-TP group of several ranks: only the group's first rank records scheduler
+        # stats unless told otherwise (with tp == dp, as in the recipe, every scheduler already reports, dp_rank
+        # labelled: scheduler_metrics_mixin.py in 0.5.6.post2)
+        opts.append(opt("--enable-metrics-for-all-schedulers"))
     if cluster.debug_logging:
         opts += DEBUG_OPTS
     return opts

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import jinja2
 
+from pdfleet import monitoringplan as mon
+from pdfleet.alerts import rules_yaml
+from pdfleet.dashboards import dashboards
+from pdfleet.dcgmcounters import counters_csv
 from pdfleet.hostplan import UNATTENDED_BLACKLIST, cuda_mirror, doca_mirror, nvidia_pins, rdma_pins, sysctls
 from pdfleet.onhost.router_members import members_json
 from pdfleet.options import option_lines
@@ -116,6 +120,9 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
         env.get_template("pdfleet-router-members.service.j2").render(router_ctx)
     )
     router_files[MEMBERS_FILE] = members_file(plan)
+    if cluster.monitoring.enabled:
+        for node, paths in _monitoring_files(env, cluster, common).items():
+            files[node].update(paths)
     return {host: dict(sorted(paths.items())) for host, paths in sorted(files.items())}
 
 
@@ -259,6 +266,55 @@ def _host_files(env: jinja2.Environment, cluster, shared: tuple[dict, dict], nod
     for template, path, mode, switch in HOST_FILES:
         if switch is None or (switches[switch] and (serves or switch not in SERVING_ONLY)):
             out[path] = RenderedFile(env.get_template(f"host/{template}").render(ctx), mode)
+    return out
+
+
+def _monitoring_files(env: jinja2.Environment, cluster, common: dict) -> dict[str, dict[str, RenderedFile]]:
+    """The exporters on every node, Prometheus and Grafana on the monitoring node (pdfleet/monitoringplan.py)."""
+    monitoring = cluster.monitoring
+    ctx = {**common, "docker": DOCKER}
+    everywhere = {
+        mon.NODE_EXPORTER_DEFAULTS: RenderedFile(
+            env.get_template("monitoring/prometheus-node-exporter.default.j2").render(
+                ctx, args=mon.node_exporter_args(cluster)
+            )
+        ),
+        mon.MONITORING_PINS: RenderedFile(
+            env.get_template("monitoring/monitoring-pin.pref.j2").render(ctx, pins=mon.monitoring_pins(cluster))
+        ),
+    }
+    if monitoring.dcgm_exporter == "package":
+        everywhere[mon.DCGM_COUNTERS] = RenderedFile(counters_csv())
+        everywhere[mon.DCGM_DROP_IN] = RenderedFile(
+            env.get_template("monitoring/dcgm-exporter-override.conf.j2").render(
+                ctx, argv=["/usr/bin/dcgm-exporter", *mon.dcgm_exporter_argv(cluster)]
+            )
+        )
+    else:
+        everywhere[mon.DCGM_COUNTERS] = RenderedFile(counters_csv())
+        everywhere[f"{UNIT_DIR}/{mon.DCGM_CONTAINER_UNIT}"] = RenderedFile(
+            env.get_template("monitoring/pdfleet-dcgm-exporter.service.j2").render(
+                ctx, image=monitoring.dcgm_exporter_image, argv=mon.dcgm_container_argv(cluster, DOCKER)
+            )
+        )
+    out = {node.name: dict(everywhere) for node in cluster.nodes}
+    home = out[cluster.monitoring_node]
+    home[mon.PROMETHEUS_CONFIG] = RenderedFile(mon.prometheus_config(cluster))
+    home[mon.PROMETHEUS_DEFAULTS] = RenderedFile(
+        env.get_template("monitoring/prometheus.default.j2").render(ctx, args=mon.prometheus_args(cluster))
+    )
+    home[mon.RULES_FILE] = RenderedFile(rules_yaml(cluster))
+    for job in mon.JOBS:
+        home[f"{mon.TARGETS_DIR}/{job}.json"] = RenderedFile(mon.targets_file(cluster, job))
+    home[mon.GRAFANA_INI] = RenderedFile(mon.grafana_ini(cluster))
+    home[mon.GRAFANA_DATASOURCES] = RenderedFile(mon.grafana_datasources(cluster))
+    home[mon.GRAFANA_PROVIDERS] = RenderedFile(mon.grafana_providers(cluster))
+    for name, text in dashboards(cluster).items():
+        home[f"{mon.DASHBOARDS_DIR}/{name}"] = RenderedFile(text)
+    if monitoring.grafana_source == "grafana-repo":
+        home[mon.GRAFANA_SOURCES] = RenderedFile(
+            env.get_template("monitoring/grafana-repo.list.j2").render(ctx, key=mon.GRAFANA_KEY, repo=mon.GRAFANA_REPO)
+        )
     return out
 
 

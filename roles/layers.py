@@ -6,6 +6,7 @@ from pyinfra import host
 
 from roles.base import base
 from roles.deepep import deepep_driver_options
+from roles.monitoring import monitoring
 from roles.nvidia import nvidia
 from roles.rdma import rdma
 from roles.reboot import rolling
@@ -18,8 +19,9 @@ from roles.weights import weights
 
 # base, NVIDIA driver set, DeepEP driver options, RDMA and GPUDirect, tuning, then rolling reboots (last).
 HOST_LAYER = (base, nvidia, deepep_driver_options, rdma, tuning, rolling)
-# The runtime and the weights before the units; the router and its membership before the restarts that drain.
-SERVING_LAYER = (runtime, weights, router, units, restarts)
+# The runtime and the weights before the units; the router and its membership before the restarts that drain;
+# monitoring last (it reads what the others serve, and restarts none of them).
+SERVING_LAYER = (runtime, weights, router, units, restarts, monitoring)
 
 
 def apply(roles: Iterable[Callable[[], None]]) -> None:

@@ -35,8 +35,10 @@ def test_prod_render_matches_golden_files(tmp_path):
     for name in golden:
         assert rendered[name] == golden[name], f"{name} differs from its golden file: PDFLEET_UPDATE_GOLDEN=1 to accept"
     # serving files (with the decode's two peer watches and the router's membership and agent) + per node the host
-    # layer's 15 and the share's 3
-    assert len(golden) == 21 + 4 * (15 + 3)
+    # layer's 15, the share's 3 and monitoring's 4 (pins, node exporter, DCGM counters and drop-in) + on the
+    # monitoring node Prometheus (configuration, arguments, rules, 5 target files) and Grafana (settings, 2
+    # provisioning files, 3 dashboards, its repository)
+    assert len(golden) == 21 + 4 * (15 + 3 + 4) + 8 + 7
 
 
 def test_render_command_is_byte_identical_across_runs_and_holds_no_secrets(tmp_path):
@@ -52,7 +54,7 @@ def test_render_command_is_byte_identical_across_runs_and_holds_no_secrets(tmp_p
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        assert result.stdout == f"rendered 93 files for 4 hosts of cluster prod into {out}\n"
+        assert result.stdout == f"rendered 124 files for 4 hosts of cluster prod into {out}\n"
     assert tree(first) == tree(second)
     assert not any(b"hf_NeverInARenderedFile123" in data for data in tree(first).values())
 

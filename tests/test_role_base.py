@@ -23,7 +23,7 @@ def test_fresh_host_gets_packages_hosts_limits_sysctls_and_a_persistent_journal(
     assert "sysctl kernel.numa_balancing=0" in run.commands
     assert "sysctl vm.max_map_count=1048576" in run.commands
     # decode-0 is the decode head: dist-init 5757 and the ports SGLang binds next to it, plus HTTP.
-    assert "sysctl net.ipv4.ip_local_reserved_ports=5757-5763,5770,8055,8730" in run.commands
+    assert "sysctl net.ipv4.ip_local_reserved_ports=5757-5763,5770,8055,8730,9100,9400" in run.commands
     assert run.changes("journald keeps the journal on disk") is True
     assert not run.ran("chronyc reload sources")  # no site time servers in prod.yaml: nothing to reload
 

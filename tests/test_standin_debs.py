@@ -163,6 +163,7 @@ REAL_NAMES = {
     "nvidia-driver-580-server-open", "nvidia-utils-580-server", "nvidia-compute-utils-580-server",
     "nvidia-kernel-common-580-server", "libnvidia-compute-580-server", "nvidia-fabricmanager-580",
     "libnvidia-nscq-580", "datacenter-gpu-manager-4-core", "datacenter-gpu-manager-4-cuda13",
+    "datacenter-gpu-manager-exporter", "grafana",
     "libnvidia-container1", "libnvidia-container-tools", "nvidia-container-toolkit-base", "nvidia-container-toolkit",
     "containerd.io", "docker-ce-cli", "docker-ce", "libgdrapi", "gdrcopy-tests", "gdrdrv-dkms", "gdrcopy",
     "ibverbs-utils", "infiniband-diags", "mlnx-tools", "mlnx-ofed-kernel-utils", "doca-ofed",
@@ -171,7 +172,7 @@ REAL_NAMES = {
 
 def test_builds_every_package_reproducibly(built, tmp_path):
     assert {p.name for p in standin.STANDIN_PACKAGES} == REAL_NAMES
-    assert len(built) == len(standin.STANDIN_PACKAGES) == 32
+    assert len(built) == len(standin.STANDIN_PACKAGES) == 34
     again = standin.build_standin_debs(tmp_path, FIXTURES)
     for path in again:
         assert path.read_bytes() == built[path.name].read_bytes(), f"{path.name} differs between two builds"
@@ -810,11 +811,11 @@ def test_units_pass_systemd_analyze_verify(built, tmp_path):
     for package in standin.STANDIN_PACKAGES:
         if package.units:
             tree = extract(built, trees / package.filename, (package.name, package.version))
-            for name in package.units:
-                units[name] = (tree / "lib/systemd/system" / name).read_text()
+            for path in package.unit_paths:
+                units[Path(path).name] = (tree / path.lstrip("/")).read_text()
     assert set(units) == {
         "nvidia-persistenced.service", "nvidia-fabricmanager.service", "nvidia-dcgm.service", "containerd.service",
-        "docker.service", "docker.socket",
+        "docker.service", "docker.socket", "nvidia-dcgm-exporter.service", "grafana-server.service",
     }  # fmt: skip
     root = tmp_path / "root"
     (root / "bin").mkdir(parents=True)  # ExecStopPost= commands, which the helper does not stub
@@ -836,6 +837,10 @@ def test_maintainer_scripts(built, tmp_path):
     assert "groupadd --system docker" in scripts[("docker-ce", "postinst")]
     assert "useradd --system" in scripts[("nvidia-compute-utils-580-server", "postinst")]
     assert "nvidia-dcgm" in scripts[("datacenter-gpu-manager-4-core", "postinst")]
+    grafana = scripts[("grafana", "postinst")]
+    assert 'addgroup --system --quiet "$GRAFANA_GROUP"' in grafana and '--ingroup "$GRAFANA_GROUP"' in grafana
+    assert "systemctl enable" not in grafana.replace("sudo /bin/systemctl enable", "")  # not enabled on install
+    assert not any(name == "datacenter-gpu-manager-exporter" for name, _ in scripts)  # not enabled either
     assert not any(name.startswith("nvidia-fabricmanager") for name, _ in scripts)  # enabling it is the deploy's job
     control = subprocess.run(
         ["dpkg-deb", "--ctrl-tarfile", str(deb(built, "docker-ce"))], capture_output=True, check=True
@@ -882,6 +887,13 @@ def test_apt_repository_resolves_the_pinned_sets(built, tmp_path):
         "Package: python3\nStatus: install ok installed\nPriority: optional\nSection: python\n"
         "Maintainer: Matthias Klose <doko@debian.org>\nArchitecture: amd64\nVersion: 3.11.2-1+b1\n"
         "Description: interactive high-level object-oriented language (default version)\n\n"
+        # grafana's other dependencies: adduser comes with openssh-server, python3-yaml from the offline repository.
+        "Package: adduser\nStatus: install ok installed\nPriority: important\nSection: admin\n"
+        "Maintainer: Debian Adduser Developers <adduser@packages.debian.org>\nArchitecture: all\nVersion: 3.134\n"
+        "Description: add and remove users and groups\n\n"
+        "Package: python3-yaml\nStatus: install ok installed\nPriority: optional\nSection: python\n"
+        "Maintainer: Debian Python Team <team+python@tracker.debian.org>\nArchitecture: amd64\n"
+        "Version: 6.0-3+b2\nDescription: YAML parser and emitter for Python3\n\n"
     )
     update = apt(apt_dir, "update")
     assert update.returncode == 0, update.stdout + update.stderr
@@ -938,7 +950,10 @@ def test_apt_repository_resolves_the_pinned_sets(built, tmp_path):
     rest = apt(
         apt_dir, "install", "--simulate", "doca-ofed", "docker-ce", "nvidia-container-toolkit",
         "datacenter-gpu-manager-4-cuda13", "gdrcopy", f"libnvidia-nscq-580={DRIVER}-1",
+        "datacenter-gpu-manager-exporter", "grafana",
     )  # fmt: skip
     assert rest.returncode == 0, rest.stdout + rest.stderr
     assert "Inst ibverbs-utils (2507mlnx58-1.2507097" in rest.stdout
     assert "Inst docker-ce (5:28.5.1-1~debian.12~bookworm" in rest.stdout
+    assert "Inst datacenter-gpu-manager-exporter (4.6.0-1" in rest.stdout
+    assert "Inst grafana (12.3.0" in rest.stdout

@@ -18,7 +18,7 @@ mkdir -p "$repo/debian" "$repo/standin"
 chroot "$root" apt-get install --download-only -y -q --no-install-recommends $real_packages >/dev/null
 find "$root/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec mv -t "$repo/debian/" {} +
 
-step "add the stand-in vendor packages (NVIDIA driver set, fabric manager, DCGM, container engine, RDMA tools)"
+step "add the stand-in vendor packages (NVIDIA driver set, fabric manager, DCGM and its exporter, Grafana, container engine, RDMA tools)"
 cp "$standin_debs"/*.deb "$repo/standin/"
 chroot "$root" sh -c 'cd /srv/pdfleet-repo && apt-ftparchive packages . > Packages && apt-ftparchive release . > Release'
 

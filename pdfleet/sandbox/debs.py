@@ -1,6 +1,7 @@
 """Stand-in .deb packages for the sandbox: the real names and versions of the vendor packages a GPU node needs (NVIDIA
-driver set, fabric manager, NSCQ, DCGM, container toolkit, the Docker engine, GDRCopy, DOCA-OFED's RDMA tools),
-whose tools print outputs captured on a real 8xH200 node and whose daemons run under systemd.
+driver set, fabric manager, NSCQ, DCGM and its Prometheus exporter, container toolkit, the Docker engine, GDRCopy,
+DOCA-OFED's RDMA tools) and of Grafana (whose apt repository cannot be reached here), whose tools print outputs
+captured on a real 8xH200 node and whose daemons run under systemd.
 
 The deploy code installs them with apt exactly as it installs the real ones: same package names, versions shaped
 like the real ones, the real dependency pins (the driver meta depends on its parts at exactly its own version, the
@@ -46,6 +47,9 @@ RDMA_DATA = "/usr/share/pdfleet-standin/rdma"
 CAPTURED_DRIVER = "580.159.04"  # the driver of the node the fixtures come from
 DRIVER_VERSIONS = ("580.159.04", "580.165.02")
 DCGM_VERSION = "4.4.1"
+DCGM_EXPORTER_VERSION = "4.6.0"  # dcgm-exporter's release for DCGM 4.4.1 (its tag 4.4.1-4.6.0)
+GRAFANA_VERSION = "12.3.0"
+GRAFANA_HOME = "/usr/share/grafana"
 TOOLKIT_VERSION = "1.18.0"
 DOCKER_VERSION = "28.5.1"
 CONTAINERD_VERSION = "1.7.28"
@@ -108,7 +112,14 @@ class Package:
     @property
     def units(self) -> tuple[str, ...]:
         """The systemd unit files it ships (names)."""
-        return tuple(Path(f.path).name for f in self.files if f.path.startswith("/lib/systemd/system/"))
+        return tuple(Path(path).name for path in self.unit_paths)
+
+    @property
+    def unit_paths(self) -> tuple[str, ...]:
+        """Where its unit files go (/lib/systemd/system or, as newer vendor packages do, /usr/lib/systemd/system)."""
+        return tuple(
+            f.path for f in self.files if f.path.startswith(("/lib/systemd/system/", "/usr/lib/systemd/system/"))
+        )
 
 
 # ------------------------------------------------------------------------------------------ maintainer scripts
@@ -310,6 +321,125 @@ def _dcgm() -> list[Package]:
             depends=(f"datacenter-gpu-manager-4-core (= {version})",),
             section="utils",
         ),
+        Package(
+            "datacenter-gpu-manager-exporter",
+            f"{DCGM_EXPORTER_VERSION}-1",
+            f"NVIDIA DCGM exporter {DCGM_EXPORTER_VERSION} for Prometheus (dcgm-exporter), for DCGM {DCGM_VERSION}",
+            "dcgm-exporter serves GET /metrics on :9400 in dcgm-exporter's own format: the fields of its counters "
+            "file, one sample per GPU of the installed driver's captured nvidia-smi XML, with the real labels; "
+            "flags -f/-a/-c/-r/-n as the real one; embedded DCGM (needs the driver) unless -r names a host engine. "
+            "Faults for tests: /run/pdfleet-standin/dcgm-faults.json. nvidia-dcgm-exporter.service and "
+            "default-counters.csv are those of dcgm-exporter 4.4.1-4.6.0; the unit is not enabled by the package.",
+            depends=(f"datacenter-gpu-manager-4-core (= {version})", "python3"),
+            section="utils",
+            files=(
+                File("/usr/bin/dcgm-exporter", source="dcgm/dcgm_exporter.py"),
+                File("/etc/dcgm-exporter/default-counters.csv", source="dcgm/default-counters.csv"),
+                File(
+                    "/usr/lib/systemd/system/nvidia-dcgm-exporter.service", source="dcgm/nvidia-dcgm-exporter.service"
+                ),
+            ),
+            substitutions=(*subs, ("EXPORTER_VERSION", DCGM_EXPORTER_VERSION)),
+        ),
+    ]
+
+
+def _grafana() -> list[Package]:
+    conf = sorted(p.relative_to(SOURCES / "grafana") for p in (SOURCES / "grafana" / "conf").rglob("*") if p.is_file())
+    postinst = f"""#!/bin/sh
+set -e
+# What Grafana's postinst does (packaging/deb/control/postinst): the grafana system user and group, its data and
+# log directories, /etc/grafana/grafana.ini and the provisioning directories from the samples when they are
+# missing, /etc/grafana readable by the group only; a fresh install is not started, an upgrade restarts it.
+[ -f /etc/default/grafana-server ] && . /etc/default/grafana-server
+if [ "$1" = configure ]; then
+\tGRAFANA_USER=${{GRAFANA_USER:-grafana}}
+\tGRAFANA_GROUP=${{GRAFANA_GROUP:-grafana}}
+\tGRAFANA_HOME=${{GRAFANA_HOME:-{GRAFANA_HOME}}}
+\tDATA_DIR=${{DATA_DIR:-/var/lib/grafana}}
+\tCONF_FILE=${{CONF_FILE:-/etc/grafana/grafana.ini}}
+\tPROVISIONING_CFG_DIR=${{PROVISIONING_CFG_DIR:-/etc/grafana/provisioning}}
+\tgetent group "$GRAFANA_GROUP" >/dev/null 2>&1 || addgroup --system --quiet "$GRAFANA_GROUP"
+\tif ! id "$GRAFANA_USER" >/dev/null 2>&1; then
+\t\tadduser --system --home "$GRAFANA_HOME" --no-create-home --ingroup "$GRAFANA_GROUP" --disabled-password \\
+\t\t\t--shell /bin/false "$GRAFANA_USER"
+\tfi
+\tmkdir -p /var/log/grafana "$DATA_DIR"
+\tchown -R "$GRAFANA_USER:$GRAFANA_GROUP" /var/log/grafana "$DATA_DIR"
+\tchmod 755 /var/log/grafana "$DATA_DIR"
+\tmkdir -p "$(dirname "$CONF_FILE")"
+\tif [ ! -f "$CONF_FILE" ]; then
+\t\tcp "$GRAFANA_HOME/conf/sample.ini" "$CONF_FILE"
+\t\tcp "$GRAFANA_HOME/conf/ldap.toml" /etc/grafana/ldap.toml
+\tfi
+\tif [ ! -d "$PROVISIONING_CFG_DIR" ]; then
+\t\tfor kind in dashboards datasources; do
+\t\t\tmkdir -p "$PROVISIONING_CFG_DIR/$kind"
+\t\t\tcp "$GRAFANA_HOME/conf/provisioning/$kind/sample.yaml" "$PROVISIONING_CFG_DIR/$kind/sample.yaml"
+\t\tdone
+\tfi
+\tfor kind in plugins access-control alerting; do
+\t\tif [ ! -d "$PROVISIONING_CFG_DIR/$kind" ]; then
+\t\t\tmkdir -p "$PROVISIONING_CFG_DIR/$kind"
+\t\t\tcp "$GRAFANA_HOME/conf/provisioning/$kind/sample.yaml" "$PROVISIONING_CFG_DIR/$kind/sample.yaml"
+\t\tfi
+\tdone
+\tchown -Rh "root:$GRAFANA_GROUP" /etc/grafana/*
+\tchmod 755 /etc/grafana
+\tfind /etc/grafana -type f -exec chmod 640 {{}} +
+\tfind /etc/grafana -type d -exec chmod 755 {{}} +
+\tif [ -z "$2" ]; then
+\t\techo "### NOT starting on installation, please execute the following statements to configure grafana to" \\
+\t\t\t"start automatically using systemd"
+\t\techo " sudo /bin/systemctl daemon-reload"
+\t\techo " sudo /bin/systemctl enable grafana-server"
+\t\techo "### You can start grafana-server by executing"
+\t\techo " sudo /bin/systemctl start grafana-server"
+\telif [ "$RESTART_ON_UPGRADE" = "true" ] && [ -d /run/systemd/system ]; then
+\t\tsystemctl daemon-reload
+\t\tsystemctl restart grafana-server || true
+\tfi
+fi
+"""
+    prerm = """#!/bin/sh
+set -e
+if [ "$1" = remove ]; then
+\techo "Stopping and disabling grafana-server service..."
+\tif [ -d /run/systemd/system ]; then
+\t\tsystemctl stop grafana-server || true
+\t\tsystemctl disable grafana-server || true
+\tfi
+fi
+"""
+    wrapper = "grafana/grafana-wrapper.sh"
+    return [
+        Package(
+            "grafana",
+            GRAFANA_VERSION,
+            f"Grafana {GRAFANA_VERSION} (grafana server: provisioned data sources and dashboards, HTTP API)",
+            "grafana server reads Grafana's settings (defaults.ini, --config, GF_* variables, cfg: arguments), "
+            "provisions data sources and file-provider dashboards from /etc/grafana/provisioning as Grafana does "
+            "(a broken dashboard file is logged and left out; a broken provisioning file stops the server) and "
+            "answers /api/health, /api/search, /api/folders, /api/dashboards/uid/UID and /api/datasources on "
+            "[server] http_port (3000), with basic auth for the admin user or anonymous access. No web UI. "
+            "grafana-server.service is Grafana's unit; postinst creates the grafana user and group and "
+            "/etc/grafana/grafana.ini as Grafana's does and does not start or enable it.",
+            depends=("adduser", "python3", "python3-yaml"),
+            section="default",
+            files=(
+                File(f"{GRAFANA_HOME}/bin/grafana", source="grafana/grafana.py"),
+                File(f"{GRAFANA_HOME}/bin/grafana-server", source=wrapper),
+                File(f"{GRAFANA_HOME}/bin/grafana-cli", source=wrapper),
+                File("/usr/sbin/grafana", source=wrapper),
+                File("/usr/sbin/grafana-server", source=wrapper),
+                File("/usr/sbin/grafana-cli", source=wrapper),
+                *(File(f"{GRAFANA_HOME}/{path.as_posix()}", source=f"grafana/{path.as_posix()}") for path in conf),
+                File("/etc/default/grafana-server", source="grafana/grafana-server.default"),
+                File("/usr/lib/systemd/system/grafana-server.service", source="grafana/grafana-server.service"),
+            ),
+            scripts=(("postinst", postinst), ("prerm", prerm)),
+            substitutions=(("GRAFANA_VERSION", GRAFANA_VERSION),),
+        )
     ]
 
 
@@ -559,6 +689,7 @@ def _doca() -> list[Package]:
 STANDIN_PACKAGES: tuple[Package, ...] = tuple(
     [pkg for driver in DRIVER_VERSIONS for pkg in _driver_set(driver)]
     + _dcgm()
+    + _grafana()
     + _container_toolkit()
     + _docker()
     + _gdrcopy()

@@ -60,6 +60,15 @@ REPO_PACKAGES = (
     "unattended-upgrades",
     "initramfs-tools",
     "rsync",
+    # Monitoring (issue 16): Debian's own Prometheus 2.42 (with promtool) and node exporter 1.5. customize.sh
+    # fetches them with --no-install-recommends: their Depends come along (adduser and a dozen small libjs-*/font
+    # packages for Prometheus' web UI, about 25 MiB in all), their Recommends do not (prometheus-node-exporter is
+    # listed here itself; prometheus-node-exporter-collectors, whose textfile timers would be a second set of
+    # services, stays out, and apt installs fine without it whether or not a deploy passes --no-install-recommends).
+    "prometheus",
+    "prometheus-node-exporter",
+    # Not installed by a deploy itself: the stand-in grafana package (standins/debs) depends on it to read YAML.
+    "python3-yaml",
 )
 # Real wheels from PyPI for the local index: the PD router, Mooncake's transfer engine, uv (and what they need).
 PYPI_REQUIREMENTS = ("smg==1.13.0", "mooncake-transfer-engine==0.3.13.post1", "uv==0.13.9")

@@ -15,12 +15,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from pdfleet import monitoringplan
+from pdfleet.dashboards import dashboards
 from pdfleet.inventory import load
 from pdfleet.runtimeplan import serving_venv
 from pdfleet.sandbox.hub import checkpoint
@@ -36,6 +41,7 @@ HUB_LOG = ROOT / ".cache/sandbox/hub/requests.jsonl"
 REVISION = "a7e62ac04ecb2c0a54d736dc46601c5606cf10a6"
 NEW_REVISION = "5f1c2d3e4b5a69788796a5b4c3d2e1f001234567"
 RESULTS: dict[str, object] = {}
+INSTANCE_DOWN = "PdfleetInstanceDown"  # pdfleet/alerts.py
 
 
 def key_dir(host: str, inventory: Path = ROOT / "inventories/sandbox.py") -> str:
@@ -274,6 +280,79 @@ def test_a_killed_server_is_brought_back_by_systemd(cluster):
         time.sleep(2)
     restarts = int(on_host("prefill-1", "systemctl show -p NRestarts --value sglang-prefill-1.service").stdout)
     assert restarts == restarts_before + 1
+
+
+PROMETHEUS = "http://10.77.0.11:9090"  # monitoring.node defaults to the router's node, prefill-0
+GRAFANA = "http://10.77.0.11:3000"
+
+
+def get_json(url: str, timeout: float = 5, auth: str | None = None):
+    request = urllib.request.Request(url)
+    if auth:  # Grafana's first-start administrator (admin:admin until changed: docs/monitoring.md)
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def firing(alertname: str) -> list[dict]:
+    alerts = get_json(f"{PROMETHEUS}/api/v1/alerts")["data"]["alerts"]
+    return [a for a in alerts if a["labels"]["alertname"] == alertname and a["state"] == "firing"]
+
+
+def test_prometheus_scrapes_every_target_with_the_inventory_labels_and_grafana_has_the_dashboards(cluster):
+    """The real Prometheus (Debian's) on prefill-0 scrapes the real router, the stand-in engines (the pinned
+    version's metric names), the real node exporter and the stand-in DCGM exporter on every node."""
+    cluster_model = load(ROOT / "inventories/sandbox.py")
+    expected = {(t.job, t.labels["node"]) for t in monitoringplan.targets(cluster_model)}
+    deadline = time.monotonic() + 60
+    while True:
+        active = get_json(f"{PROMETHEUS}/api/v1/targets")["data"]["activeTargets"]
+        health = {(t["labels"]["job"], t["labels"]["node"]): t["health"] for t in active}
+        if set(health) == expected and set(health.values()) == {"up"}:
+            break
+        assert time.monotonic() < deadline, {k: v for k, v in health.items() if v != "up"} or set(health) ^ expected
+        time.sleep(1)
+    RESULTS["prometheus: targets up"] = len(health)
+    decode_1 = next(t["labels"] for t in active if t["labels"]["job"] == "sglang" and t["labels"]["node"] == "decode-1")
+    assert {k: decode_1[k] for k in ("cluster", "instance", "role", "rank")} == {
+        "cluster": "sandbox",
+        "instance": "decode",
+        "role": "decode",
+        "rank": "1",
+    }
+    query = urllib.parse.quote("count by (instance, role) (sglang:num_running_reqs)")
+    series = get_json(f"{PROMETHEUS}/api/v1/query?query={query}")["data"]["result"]
+    # one series per DP rank, each from the node its scheduler runs on: 8 per prefill, 8 + 8 for the decode
+    assert {(s["metric"]["instance"], s["metric"]["role"], s["value"][1]) for s in series} == {
+        ("prefill-0", "prefill", "8"),
+        ("prefill-1", "prefill", "8"),
+        ("decode", "decode", "16"),
+    }
+    rules = get_json(f"{PROMETHEUS}/api/v1/rules")["data"]["groups"]
+    RESULTS["prometheus: rules loaded"] = sum(len(g["rules"]) for g in rules)
+    assert get_json(f"{GRAFANA}/api/health")["database"] == "ok"
+    found = get_json(f"{GRAFANA}/api/search", auth="admin:admin")
+    titles = sorted(d["uid"] for d in found if d["type"] == "dash-db")
+    assert titles == sorted(json.loads(text)["uid"] for text in dashboards(cluster_model).values())
+
+
+def test_an_alert_fires_when_a_server_is_killed_and_clears_when_systemd_brings_it_back(cluster):
+    assert not firing(INSTANCE_DOWN)
+    on_host("prefill-1", "systemctl kill -s KILL sglang-prefill-1.service")
+    killed = time.monotonic()
+    deadline = killed + 60
+    while not (alerts := firing(INSTANCE_DOWN)):
+        assert time.monotonic() < deadline, "no alert while prefill-1 was down"
+        time.sleep(1)
+    RESULTS["alert: fired after seconds"] = round(time.monotonic() - killed, 1)
+    assert [(a["labels"]["instance"], a["labels"]["role"]) for a in alerts] == [("prefill-1", "prefill")]
+    deadline = time.monotonic() + 180  # systemd's RestartSec=30, the start, then a scrape and a rule pass
+    while firing(INSTANCE_DOWN):
+        assert time.monotonic() < deadline, "the alert did not clear"
+        time.sleep(1)
+    RESULTS["alert: cleared after seconds (RestartSec=30 included)"] = round(time.monotonic() - killed, 1)
+    state = on_host("prefill-1", "systemctl is-active sglang-prefill-1.service", check=False).stdout.strip()
+    assert state == "active"
 
 
 def test_a_failing_instance_is_named_by_the_gate_with_its_journal(cluster, tmp_path):

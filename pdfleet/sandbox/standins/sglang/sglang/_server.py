@@ -2,7 +2,8 @@
 
 Node rank 0 (sglang/srt/entrypoints/http_server.py): /health, /health_generate, /ready, /ping, /v1/models,
 /v1/models/{model}, /server_info + /get_server_info, /model_info + /get_model_info, /v1/loads, /metrics (only with
---enable-metrics), /flush_cache, POST /generate, /v1/completions, /v1/chat/completions (streaming too). No /version
+--enable-metrics: the real families of this version, sglang/_metrics.py), /flush_cache, POST /generate,
+/v1/completions, /v1/chat/completions (streaming too). No /version
 (a 200 there makes smg take the worker for vLLM) and no /loads (SGLang has only /v1/loads): both 404 as in SGLang.
 Node rank >= 1 (launch_dummy_health_check_server): /health, /health_generate, /ping, and /metrics with
 --enable-metrics; everything else 404.
@@ -30,6 +31,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from sglang import __version__
+from sglang._metrics import Metrics
 from sglang._standin import FAKE_BOOTSTRAP_HOST, jsonable, knob_bool, knob_float, log_event
 
 ANSWER = "This is the SGLang stand-in of the pdfleet sandbox, not a language model."
@@ -94,6 +96,7 @@ class Engine:
         attn_dp = max(getattr(args, "attn_dp_size", 1) or 1, 1)
         self.dp_size = max(args.dp_size or 1, attn_dp)
         self.attn_tp_size = max((args.tp_size or 1) // self.dp_size, 1) if attn_dp > 1 else (args.tp_size or 1)
+        self.prom = Metrics(self, LEGACY)
 
     # -- descriptions ---------------------------------------------------------------------------------------------
 
@@ -191,31 +194,8 @@ class Engine:
         }
 
     def metrics(self) -> str:
-        labels = f'model_name="{self.served_model_name}",engine_type="{self.role}",tp_rank="0",pp_rank="0"'
-        with self.lock:
-            values = [
-                ("sglang:num_running_reqs", "gauge", "The number of running requests.", self.running),
-                ("sglang:num_queue_reqs", "gauge", "The number of requests in the waiting queue.", 0),
-                ("sglang:token_usage", "gauge", "The token usage.", 0.0),
-                ("sglang:num_requests_total", "counter", "Number of requests processed.", self.requests_total),
-                (
-                    "sglang:prompt_tokens_total",
-                    "counter",
-                    "Number of prefill tokens processed.",
-                    self.prompt_tokens_total,
-                ),
-                (
-                    "sglang:generation_tokens_total",
-                    "counter",
-                    "Number of generation tokens processed.",
-                    self.generation_tokens_total,
-                ),
-            ]
-        lines = []
-        for name, kind, help_text, value in values:
-            base = name[: -len("_total")] if kind == "counter" else name
-            lines += [f"# HELP {base} {help_text}", f"# TYPE {base} {kind}", f"{name}{{{labels}}} {float(value)}"]
-        return "\n".join(lines) + "\n"
+        """/metrics: the real families of this SGLang version (sglang/_metrics.py)."""
+        return self.prom.text()
 
     # -- requests -------------------------------------------------------------------------------------------------
 
@@ -243,11 +223,14 @@ class Engine:
             rid = body.get("rid") or uuid.uuid4().hex
             message = f"Invalid request: Disaggregated request received without bootstrap room id. req.rid={rid!r}"
             log_event("request", **record, status=400, error=message)
+            self.prom.aborted()
             raise StandinError(400, message)
         if pd and self.role == "decode" and self.check_bootstrap:
             error = self._reach_bootstrap(fields)
             if error:
                 log_event("request", **record, status=500, error=error)
+                self.prom.bootstrap_failed()
+                self.prom.aborted()
                 raise StandinError(500, error, "InternalServerError")
         log_event("request", **record, status=200)
         return fields
@@ -290,19 +273,23 @@ class Engine:
                 time.sleep(0.2)
         return None
 
-    def started(self) -> None:
+    def started(self) -> float:
+        """A request starts running; returns when it arrived (for its latency metrics)."""
+        arrived = time.time()
         with self.lock:
             self.running += 1
         while self.unhealthy:  # the forward pass waits on a collective whose peer is gone: it never returns
             time.sleep(1)
         if self.latency:
             time.sleep(self.latency)
+        return arrived
 
-    def finished(self, prompt_tokens: int, completion_tokens: int) -> None:
+    def finished(self, prompt_tokens: int, completion_tokens: int, arrived: float, stream: bool = False) -> None:
         with self.lock:
             self.running -= 1
             self.prompt_tokens_total += prompt_tokens
             self.generation_tokens_total += completion_tokens
+        self.prom.finished(prompt_tokens, completion_tokens, arrived, stream)
 
     def answer(self, max_tokens) -> tuple[str, int, str]:
         words = ANSWER.split(" ")
@@ -660,7 +647,7 @@ class ApiHandler(_Handler):
         if batch is None and isinstance(ids, list) and ids and isinstance(ids[0], list):
             batch = ids
         prompts = batch if batch is not None else [body.get("text", body.get("input_ids"))]
-        engine.started()
+        arrived = engine.started()
         outputs = []
         total_prompt = total_completion = 0
         for prompt in prompts:
@@ -685,7 +672,7 @@ class ApiHandler(_Handler):
                     },
                 }
             )
-        engine.finished(total_prompt, total_completion)
+        engine.finished(total_prompt, total_completion, arrived, bool(body.get("stream")))
         result = outputs if batch is not None else outputs[0]
         if body.get("stream"):
             return self._stream([*(result if isinstance(result, list) else [result]), b"[DONE]"])
@@ -695,10 +682,10 @@ class ApiHandler(_Handler):
         engine = self.engine
         body = self._read_json()
         engine.admit("/v1/completions", body)
-        engine.started()
+        arrived = engine.started()
         prompt_tokens = _count_tokens(body.get("prompt"))
         text, n, finish = engine.answer(body.get("max_tokens"))
-        engine.finished(prompt_tokens, n)
+        engine.finished(prompt_tokens, n, arrived, bool(body.get("stream")))
         rid = "cmpl-" + uuid.uuid4().hex
         created = int(time.time())
         model = body.get("model") or engine.served_model_name
@@ -752,7 +739,7 @@ class ApiHandler(_Handler):
         engine = self.engine
         body = self._read_json()
         engine.admit("/v1/chat/completions", body)
-        engine.started()
+        arrived = engine.started()
         prompt_tokens = _count_tokens(body.get("messages"))
         tool = _pick_tool(body)
         rid = uuid.uuid4().hex
@@ -773,7 +760,7 @@ class ApiHandler(_Handler):
         else:
             text, n, finish = engine.answer(max_tokens)
             message = {"role": "assistant", "content": text, "reasoning_content": None, "tool_calls": None}
-        engine.finished(prompt_tokens, n)
+        engine.finished(prompt_tokens, n, arrived, bool(body.get("stream")))
         usage = {
             "prompt_tokens": prompt_tokens,
             "total_tokens": prompt_tokens + n,
