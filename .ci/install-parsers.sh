@@ -4,13 +4,14 @@
 #   .cache/parsers/venv                    Python 3.11 venv with the pinned imports SGLang's ServerArgs needs
 #   .cache/parsers/sglang-<VERSION>        `pip install --no-deps --target` of each SGLang version
 #   .cache/parsers/smg-venv                the smg router (its launcher's argparse), pinned
+#   .cache/parsers/bench-venv              the bench client pdfleet bench installs on nodes (pdfleet/benchclient.py)
 #
 # Usage: .ci/install-parsers.sh [SGLANG_VERSION ...]     (default: 0.5.6.post2 0.5.23)
 # Check: PYTHONPATH=.cache/parsers/sglang-0.5.23 .cache/parsers/venv/bin/python tests/tools/sglang_argcheck.py < cases.json
 #
 # Idempotent: each part leaves a stamp holding what it installed, and a second run with the same pins does nothing.
 # Start from scratch with `rm -rf .cache/parsers`. Environment: PDFLEET_PARSERS_PYTHON (default python3.11),
-# PDFLEET_PARSERS_SMG=0 skips the smg venv.
+# PDFLEET_PARSERS_SMG=0 skips the smg venv, PDFLEET_PARSERS_BENCH=0 the bench venv.
 #
 # Why this dependency set (measured with `import sglang.srt.server_args` + ServerArgs.add_cli_args on a CPU machine):
 # 0.5.23 imports numpy torch orjson psutil pybase64 requests triton packaging pillow starlette msgspec pydantic pyzmq
@@ -249,6 +250,31 @@ else
         run smoke-smg "$SMG_VENV/bin/python" -c 'import importlib.metadata as m, smg.launch_router; print("smg", m.version("smg"))'
         printf '%s' "$want" >"$SMG_VENV/.pdfleet-stamp"
         say "smg venv ready ($(tail -n 1 "$LOGS/smoke-smg.log"))"
+    fi
+fi
+
+# 4. The benchmark client `pdfleet bench` installs on the router's node: exactly its pinned set (pdfleet/benchclient.py,
+#    --no-deps, no torch), which tests/test_bench_loopback.py runs against the real router. Not the parser venv: the
+#    client keeps SGLang 0.5.6.post2's own transformers pin (4.57.1, with huggingface_hub < 1.0).
+BENCH_VENV="$CACHE/bench-venv"
+if [[ "${PDFLEET_PARSERS_BENCH:-1}" == "0" ]]; then
+    say "bench venv skipped (PDFLEET_PARSERS_BENCH=0)"
+else
+    BENCH_PINS="$("$PY" "$ROOT/pdfleet/benchclient.py")"
+    want="$(printf 'python %s\n%s\n' "$PYVER" "$BENCH_PINS" | sha256sum | cut -d' ' -f1)"
+    if stamp_ok "$BENCH_VENV/.pdfleet-stamp" "$want"; then
+        say "bench venv .cache/parsers/bench-venv up to date, nothing to do"
+    else
+        ensure_venv "$BENCH_VENV"
+        printf '%s\n' "$BENCH_PINS" >"$CACHE/bench-requirements.txt"
+        say "installing the bench client ($(grep -c . <<<"$BENCH_PINS") pinned wheels, --no-deps) into .cache/parsers/bench-venv"
+        run pip-bench "$BENCH_VENV/bin/python" -m pip install "${PIP_FLAGS[@]}" --no-deps --only-binary=:all: \
+            -r "$CACHE/bench-requirements.txt"
+        run smoke-bench env HF_HUB_OFFLINE=1 "$BENCH_VENV/bin/python" -c '
+import importlib.metadata as m, sglang.bench_serving
+print("sglang.bench_serving", m.version("sglang"), "transformers", m.version("transformers"))'
+        printf '%s' "$want" >"$BENCH_VENV/.pdfleet-stamp"
+        say "bench venv ready ($(tail -n 1 "$LOGS/smoke-bench.log"))"
     fi
 fi
 say "done: $(printf 'sglang-%s ' "${VERSIONS[@]}")in .cache/parsers"

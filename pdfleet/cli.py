@@ -555,6 +555,74 @@ def blue_green_command(inventory: str, version: str, yes: bool, dry: bool) -> No
     blue_green(inventory, _load(inventory), version, yes, dry)
 
 
+@main.command("bench")
+@inventory_argument
+@click.option(
+    "--scenarios",
+    default=None,
+    metavar="NAMES",
+    help="Comma-separated: sharegpt, medium, long, very-long, generation-heavy (default: these five), short; all.",
+)
+@click.option(
+    "--num-prompts-scale",
+    "prompts_scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Send this fraction of each scenario's prompts (at least 1): a smoke run; its ratios are not comparable.",
+)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run directory (default bench-results/...).")
+@click.option(
+    "--dataset-path",
+    default=None,
+    metavar="PATH",
+    help="The ShareGPT file on the router's node (default /var/lib/pdfleet/bench/"
+    "ShareGPT_V3_unfiltered_cleaned_split.json).",
+)
+@click.option(
+    "--upload-dataset",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Copy this local ShareGPT file to --dataset-path first (skipped when it is there already).",
+)
+@click.option(
+    "--random-prompts",
+    type=click.Choice(["ids", "sharegpt"]),
+    default="ids",
+    show_default=True,
+    help="Random scenarios' prompts: token-id sequences as vLLM's random dataset, or ShareGPT text (SGLang's own).",
+)
+@click.option("--dry", is_flag=True, help="Print every scenario's command line; contact nothing.")
+def bench_command(
+    inventory: str,
+    scenarios: str | None,
+    prompts_scale: float,
+    out_dir: str | None,
+    dataset_path: str | None,
+    upload_dataset: str | None,
+    random_prompts: str,
+    dry: bool,
+) -> None:
+    """Measure the endpoint through the router with the scenarios of GPUStack's DeepSeek-V3.2 8xH200 table.
+
+    Installs SGLang's sglang.bench_serving (pinned) on the router's node, runs each scenario there against the
+    router's local URL (all prompts at once), shows its progress, then prints each scenario's total and output token
+    throughput, TTFT, TPOT and ITL (p50, p99) beside the published figures, with the ratio and what differed in
+    the setup, and writes results.json, the raw records and chart.png (docs/bench.md). Exit 0 when every scenario
+    completed all its requests, 1 otherwise, 2 refused before any contact.
+    """
+    from pdfleet import benchplan
+    from pdfleet.bench import run_bench
+
+    cluster = _load(inventory)
+    try:
+        opts = benchplan.options(scenarios, prompts_scale, dataset_path, random_prompts)
+    except benchplan.BenchError as error:
+        _fail(str(error))
+    run_bench(inventory, cluster, plan(cluster), opts, out_dir, upload_dataset, dry)
+
+
 from pdfleet.sandbox.cli import sandbox  # noqa: E402  (the subcommand group, beside the offline views)
 
 main.add_command(sandbox)

@@ -89,6 +89,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from pdfleet.benchdata import tokenizer_files
+
 DEFAULT_REPOS = ("deepseek-ai/DeepSeek-V3.2",)
 DEFAULT_SHARDS = 8
 DEFAULT_SHARD_BYTES = 1 << 20
@@ -164,8 +166,6 @@ CONFIG = {
     "v_head_dim": 128,
     "vocab_size": 129280,
 }
-BOS = "<\uff5cbegin\u2581of\u2581sentence\uff5c>"
-EOS = "<\uff5cend\u2581of\u2581sentence\uff5c>"
 DTYPE_BYTES = {"BF16": 2, "F32": 4, "F8_E4M3": 1}
 
 
@@ -263,46 +263,9 @@ def checkpoint(
                 "transformers_version": "4.44.2",
             }
         ),
-        "tokenizer.json": _json(
-            {
-                "version": "1.0",
-                "truncation": None,
-                "padding": None,
-                "added_tokens": [
-                    {
-                        "id": i,
-                        "content": t,
-                        "single_word": False,
-                        "lstrip": False,
-                        "rstrip": False,
-                        "normalized": True,
-                        "special": True,
-                    }
-                    for i, t in enumerate((BOS, EOS))
-                ],
-                "normalizer": None,
-                "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True},
-                "decoder": {"type": "ByteLevel"},
-                "model": {
-                    "type": "BPE",
-                    "vocab": {BOS: 0, EOS: 1, **{chr(c): c - 30 for c in range(32, 127)}},
-                    "merges": [],
-                },
-            }
-        ),
-        "tokenizer_config.json": _json(
-            {
-                "add_bos_token": True,
-                "add_eos_token": False,
-                "bos_token": BOS,
-                "eos_token": EOS,
-                "pad_token": EOS,
-                "clean_up_tokenization_spaces": False,
-                "legacy": True,
-                "model_max_length": 131072,
-                "tokenizer_class": "LlamaTokenizerFast",
-            }
-        ),
+        # a real byte-level BPE tokenizer, DeepSeek-shaped (pdfleet/benchdata.py): what `pdfleet bench`'s client
+        # counts tokens with on the router's node
+        **tokenizer_files(),
         "inference/config_671B_v3.2.json": _json(
             {
                 "vocab_size": 129280,

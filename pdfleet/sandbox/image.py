@@ -19,6 +19,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from pdfleet.benchclient import CLIENT as BENCH_CLIENT
+from pdfleet.benchclient import CLIENT_VERSION as BENCH_CLIENT_VERSION
+from pdfleet.benchclient import requirements as bench_requirements
 from pdfleet.sandbox.paths import REPO_ROOT, SandboxPaths
 
 SUITE = "bookworm"
@@ -92,7 +95,11 @@ def _digest_tree(digest, path: Path) -> None:
 
 def recipe_digest() -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([SUITE, BASE_PACKAGES, REPO_PACKAGES, PYPI_REQUIREMENTS, PYPI_EARLIER_ROUTERS]).encode())
+    digest.update(
+        json.dumps(
+            [SUITE, BASE_PACKAGES, REPO_PACKAGES, PYPI_REQUIREMENTS, PYPI_EARLIER_ROUTERS, bench_requirements()]
+        ).encode()
+    )
     for name in RECIPE_FILES:
         path = HERE / name
         if path.exists():
@@ -153,14 +160,23 @@ def build(paths: SandboxPaths, log=print, force: bool = False) -> bool:
 
     log("image | build the stand-in vendor packages")
     debs.build_standin_debs(standin_debs, FIXTURES)
-    log("image | build the stand-in sglang wheels and fetch the real smg router")
-    for version in wheels.STANDIN_SGLANG_VERSIONS:
-        wheels.build_standin_sglang_wheel(wheel_dir, version=version)
+    log("image | build the stand-in sglang wheels and fetch the real smg router and the bench client's wheels")
     cached = paths.downloads / "wheels"
     cached.mkdir(parents=True, exist_ok=True)
+    # The index's `sglang` is the stand-in engine; `pdfleet bench` installs sglang at the bench client's version and
+    # runs `python -m sglang.bench_serving`: that stand-in wheel carries the real module, read from the real wheel
+    # (which stays out of the index).
+    client = wheels.real_module(
+        f"{BENCH_CLIENT}=={BENCH_CLIENT_VERSION}", "sglang/bench_serving.py", paths.downloads / "real-sglang"
+    )
+    for version in wheels.STANDIN_SGLANG_VERSIONS:
+        extra = {"sglang/bench_serving.py": client} if version == BENCH_CLIENT_VERSION else None
+        wheels.build_standin_sglang_wheel(wheel_dir, version=version, extra=extra)
     fetched = wheels.download_wheels(list(PYPI_REQUIREMENTS), cached)
     for router in PYPI_EARLIER_ROUTERS:
         fetched += wheels.download_wheels([router], cached)
+    bench = [line for line in bench_requirements() if not line.startswith(f"{BENCH_CLIENT}==")]
+    fetched += wheels.download_wheels(bench, cached, no_deps=True)
     for wheel in fetched:
         shutil.copy2(wheel, wheel_dir / wheel.name)
     wheels.write_simple_index(wheel_dir, pypi / "simple")

@@ -83,10 +83,15 @@ def _zipinfo(name: str) -> zipfile.ZipInfo:
 
 
 def build_standin_sglang_wheel(
-    out_dir: Path, source: Path = STANDIN_SGLANG_SOURCE, version: str = STANDIN_SGLANG_VERSION
+    out_dir: Path,
+    source: Path = STANDIN_SGLANG_SOURCE,
+    version: str = STANDIN_SGLANG_VERSION,
+    extra: dict[str, bytes] | None = None,
 ) -> Path:
     """Build sglang-<version>-py3-none-any.whl into out_dir and return its path (deterministic bytes). The source
-    says 0.5.23; another version of STANDIN_SGLANG_VERSIONS gets its version lines rewritten."""
+    says 0.5.23; another version of STANDIN_SGLANG_VERSIONS gets its version lines rewritten. `extra`: more files of
+    the package, {path in the wheel: bytes} (the real `sglang/bench_serving.py`, so that `pdfleet bench` finds the
+    real client under the name the index gives the stand-in)."""
     if version not in STANDIN_SGLANG_VERSIONS:
         raise ValueError(f"stand-in sglang {version}: expected one of {', '.join(STANDIN_SGLANG_VERSIONS)}")
     out_dir = Path(out_dir)
@@ -107,6 +112,7 @@ def build_standin_sglang_wheel(
             for line in init.splitlines()
         ]  # fmt: skip
         files = [(n, ("\n".join(lines) + "\n").encode() if n == "sglang/__init__.py" else d) for n, d in files]
+    files += sorted((extra or {}).items())
     dist_info = f"sglang-{version}.dist-info"
     readme = (source / "README.md").read_text(encoding="utf-8")
     files += [
@@ -133,6 +139,7 @@ def download_wheels(
     python_version: str = "3.11",
     platform: str | None = None,
     pip: list[str] | None = None,
+    no_deps: bool = False,
 ) -> list[Path]:
     """`pip download --only-binary=:all:` requirements (and their dependencies) for the hosts' Python.
 
@@ -147,6 +154,8 @@ def download_wheels(
     command += ["--python-version", python_version, "--disable-pip-version-check", "--no-input", "--progress-bar=off"]
     if platform:
         command += ["--platform", platform]
+    if no_deps:  # an exact set, each pinned (the bench client's): nothing resolved
+        command.append("--no-deps")
     command += list(requirements)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -173,6 +182,15 @@ def _requires_python(wheel: Path) -> str | None:
                     if line.lower().startswith("requires-python:"):
                         return line.split(":", 1)[1].strip() or None
     return None
+
+
+def real_module(requirement: str, member: str, cache: Path) -> bytes:
+    """One file of a real wheel from PyPI (`pip download --no-deps` into cache, then read from the archive)."""
+    wheels = download_wheels([requirement], cache, no_deps=True)
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    wheel = next(w for w in wheels if w.name.lower().startswith(name + "-"))
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(member)
 
 
 def write_simple_index(wheel_dir: Path, index_dir: Path) -> Path:

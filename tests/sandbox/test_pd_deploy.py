@@ -355,6 +355,35 @@ def test_an_alert_fires_when_a_server_is_killed_and_clears_when_systemd_brings_i
     assert state == "active"
 
 
+def test_pdfleet_bench_runs_every_scenario_through_the_router_from_the_routers_node(cluster, tmp_path):
+    """The plumbing of `pdfleet bench` (not the numbers: the engines are stand-ins): the real, pinned
+    sglang.bench_serving installed on prefill-0 from the index, each scenario scaled down through the real router,
+    the sandbox's real tokenizer (under model.path), the table, the records and the chart back here."""
+    from pdfleet.benchdata import main as benchdata
+
+    sharegpt = tmp_path / "sharegpt.json"
+    benchdata(["sharegpt", str(sharegpt), "300"])
+    out = tmp_path / "run"
+    started = time.monotonic()
+    run = pdfleet(
+        "bench", "inventories/sandbox.py", "--num-prompts-scale", "0.01", "--upload-dataset", str(sharegpt),
+        "--out", str(out), timeout=900, check=False,
+    )  # fmt: skip
+    RESULTS["bench: five scaled scenarios, seconds"] = round(time.monotonic() - started, 1)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "[5/5 generation-heavy" in run.stdout and "published" in run.stdout
+    results = json.loads((out / "results.json").read_text())
+    done = {s["name"]: (s["status"], s["measured"]["completed"], s["prompts"]) for s in results["scenarios"]}
+    assert done == {
+        "sharegpt": ("done", 10, 10),
+        "medium": ("done", 5, 5),
+        "long": ("done", 5, 5),
+        "very-long": ("done", 1, 1),
+        "generation-heavy": ("done", 1, 1),
+    }
+    assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_a_failing_instance_is_named_by_the_gate_with_its_journal(cluster, tmp_path):
     def misconfigure(doc):
         [prefill] = [i for i in doc["instances"] if i["name"] == "prefill-1"]
