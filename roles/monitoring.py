@@ -50,7 +50,7 @@ def _service(unit: str, what: str, reads: tuple) -> None:
 
 
 def _exporters(cluster) -> None:
-    pins = common.put_rendered(mon.MONITORING_PINS, name="Monitoring | packages pinned")
+    pins = common.put_rendered(mon.MONITORING_PINS, name="packages pinned")
     node_exporter = packages.held_set(
         name="Node exporter | installed and held",
         pins=mon.held(cluster, ("prometheus-node-exporter",)),
