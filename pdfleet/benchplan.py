@@ -155,7 +155,7 @@ class BenchError(ValueError):
 @dataclass(frozen=True)
 class Options:
     scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
-    prompts_scale: float = 1.0  # < 1: a smoke run (a sandbox, a first check); its ratios are not comparable
+    prompts_scale: float = 1.0  # < 1: a smoke run (a first check); its ratios are not comparable
     dataset_path: str = DATASET  # the ShareGPT file on the router's node
     random_prompts: str = "ids"  # ids: vLLM's token-id prompts; sharegpt: SGLang's `random` (ShareGPT text)
     seed: int = DEFAULT_SEED
@@ -440,7 +440,7 @@ def outcome(run: ScenarioRun, jsonl_text: str | None, exit_status: int | None, s
             result.notes.append(
                 f"output tokens: counted {figures.output_tokens}, the answers' text retokenizes to {retokenized} "
                 f"({off:.0%} apart): bench_serving counts the requested lengths when the server streams no usage, "
-                "so the output figures are nominal (a server that stopped early, or a stand-in)"
+                "so the output figures are nominal (a server that stopped early, or one that streams no usage)"
             )
     return result
 

@@ -19,10 +19,11 @@ from click.testing import CliRunner
 # imported at collection, before any test starts a thread: pyinfra_cli monkey-patches with gevent when imported
 from pyinfra_cli.util import load_deploy_file
 
-from pdfleet import bench, benchclient, benchdata, benchplan, benchrun
+from pdfleet import bench, benchclient, benchplan, benchrun
 from pdfleet.cli import main
 from pdfleet.inventory import load
 from pdfleet.runtimeplan import normalize
+from pdfleet.sandbox import benchdata
 from pdfleet.serving import plan as serving_plan
 from roles.bench import BenchInputs, bench_client, inputs_problem
 from tests.fakehosts import ROOT, converge

@@ -3,9 +3,10 @@
 pdfleet's prod topology of stand-in engines (2 prefills, a 2-node decode) and the real smg router with pdfleet's
 own arguments run on 127.0.0.1 (tests/test_standin_sglang.py's fixtures); the bench client is the exact pinned set
 the router's node gets (.cache/parsers/bench-venv, built by .ci/install-parsers.sh from pdfleet/benchclient.py),
-with a real tokenizer (pdfleet/benchdata.py, loaded by the client's transformers) and a small ShareGPT file. Every
-scenario runs scaled down through the plan's own command line (the runner, the environment, bench_serving's
-argv), executed by roles/bench.py's scenario step through pyinfra's @local connector, as on the node over SSH.
+with a real tokenizer (pdfleet/sandbox/benchdata.py, loaded by the client's transformers) and a small ShareGPT
+file. Every scenario runs scaled down through the plan's own command line (the runner, the environment,
+bench_serving's argv), executed by roles/bench.py's scenario step through pyinfra's @local connector, as on the
+node over SSH.
 Then the results are read back as `pdfleet bench` reads them: the table, results.json and chart.png.
 
 Nothing leaves the machine: the client is offline (HF_*_OFFLINE, every dataset a path) and any HTTP to another
@@ -25,10 +26,11 @@ from pyinfra.api import Config, Inventory, State
 from pyinfra.api.connect import connect_all
 from pyinfra.context import ctx_host, ctx_state
 
-from pdfleet import bench, benchdata, benchplan
+from pdfleet import bench, benchplan
 from pdfleet.inventory import load
 from pdfleet.onhost import router_members
 from pdfleet.render import members_file
+from pdfleet.sandbox import benchdata
 from pdfleet.serving import plan as serving_plan
 from roles.bench import _scenario
 from tests.test_standin_sglang import (  # noqa: F401  (fixtures: the stand-in wheel, prod's engines on loopback)

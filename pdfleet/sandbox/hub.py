@@ -89,7 +89,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from pdfleet.benchdata import tokenizer_files
+from pdfleet.sandbox.benchdata import tokenizer_files
 
 DEFAULT_REPOS = ("deepseek-ai/DeepSeek-V3.2",)
 DEFAULT_SHARDS = 8
@@ -263,7 +263,7 @@ def checkpoint(
                 "transformers_version": "4.44.2",
             }
         ),
-        # a real byte-level BPE tokenizer, DeepSeek-shaped (pdfleet/benchdata.py): what `pdfleet bench`'s client
+        # a real byte-level BPE tokenizer, DeepSeek-shaped (pdfleet/sandbox/benchdata.py): what `pdfleet bench`'s client
         # counts tokens with on the router's node
         **tokenizer_files(),
         "inference/config_671B_v3.2.json": _json(

@@ -364,7 +364,7 @@ def test_pdfleet_bench_runs_every_scenario_through_the_router_from_the_routers_n
     """The plumbing of `pdfleet bench` (not the numbers: the engines are stand-ins): the real, pinned
     sglang.bench_serving installed on prefill-0 from the index, each scenario scaled down through the real router,
     the sandbox's real tokenizer (under model.path), the table, the records and the chart back here."""
-    from pdfleet.benchdata import main as benchdata
+    from pdfleet.sandbox.benchdata import main as benchdata
 
     sharegpt = tmp_path / "sharegpt.json"
     benchdata(["sharegpt", str(sharegpt), "300"])

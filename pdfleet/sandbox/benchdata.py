@@ -13,8 +13,8 @@ the tokenizer as part of its fake checkpoint and the tests can write both withou
   {"from": "gpt", "value"}]}]`) of generated English-like text, for bench_serving's `sharegpt` dataset and for the
   text its `random` dataset samples; with a path given, bench_serving never downloads the real one.
 
-    python -m pdfleet.benchdata tokenizer DIR          # DIR/tokenizer.json, DIR/tokenizer_config.json
-    python -m pdfleet.benchdata sharegpt FILE [N]      # N conversations (default 1200: a full-size run's 1000 fit)
+    python -m pdfleet.sandbox.benchdata tokenizer DIR       # DIR/tokenizer.json, DIR/tokenizer_config.json
+    python -m pdfleet.sandbox.benchdata sharegpt FILE [N]   # N conversations (default 1200: a full run's 1000 fit)
 """
 
 from __future__ import annotations
