@@ -28,8 +28,6 @@ from pyinfra.context import ctx_host, ctx_state
 
 from pdfleet import bench, benchplan
 from pdfleet.inventory import load
-from pdfleet.onhost import router_members
-from pdfleet.render import members_file
 from pdfleet.sandbox import benchdata
 from pdfleet.serving import plan as serving_plan
 from roles.bench import _scenario
@@ -43,7 +41,7 @@ from tests.test_standin_sglang import (  # noqa: F401  (fixtures: the stand-in w
     prod_cluster,
     replace_values,
     standin,
-    start,
+    start_router,
     stop,
     wait_http,
 )
@@ -70,33 +68,8 @@ def router(prod_cluster, standin):  # noqa: F811
     registers them; yields its port once every worker is healthy."""
     smg = standin["smg"]
     _need(smg, "the smg router")
-    nodes, work = prod_cluster["nodes"], prod_cluster["work"]
-    by_url = {f"http://{n['spec'].address}:{n['spec'].http_port}": n for n in nodes if n["spec"].rank == 0}
-    port, metrics = free_port(), free_port()
-    args = replace_values(
-        list(prod_cluster["plan"].router.router_args),
-        {"--host": LOOPBACK, "--port": str(port), "--prometheus-host": LOOPBACK, "--prometheus-port": str(metrics)},
-    )
-    members = json.loads(members_file(prod_cluster["plan"]).content)
-    for worker in members["workers"]:
-        node = by_url[worker["spec"]["url"]]
-        worker["spec"]["url"] = f"http://{LOOPBACK}:{node['values']['--port']}"
-        if "bootstrap_port" in worker["spec"]:
-            worker["spec"]["bootstrap_port"] = int(node["values"]["--disaggregation-bootstrap-port"])
-    members["router"] = f"http://{LOOPBACK}:{port}"
-    proc = start(
-        [str(smg), "launch", *args, "--worker-startup-check-interval", "1"], prod_cluster["env"], work, "bench-router"
-    )
+    proc, port, _ = start_router(prod_cluster, smg, "bench-router")
     try:
-        wait_http(port, "/workers", [proc, *prod_cluster["procs"]], timeout=30)
-        pending: dict = {}
-        deadline = time.monotonic() + 30
-        while len(json.loads(http("GET", port, "/workers")[1])["workers"]) < 3:
-            assert time.monotonic() < deadline, "the stand-ins were not registered"
-            router_members.apply(members, pending)
-            time.sleep(0.5)
-        wait_http(port, "/readiness", [proc, *prod_cluster["procs"]], timeout=30,
-                  until=lambda body: json.loads(body)["healthy_workers"] == 3)  # fmt: skip
         yield port
     finally:
         stop(proc)

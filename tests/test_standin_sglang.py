@@ -427,19 +427,12 @@ def test_pd_mode_requires_a_bootstrap_room(prod_cluster):
 # 3. the real router in front
 
 
-def test_real_smg_router_in_pd_mode(prod_cluster, standin):
-    smg = standin["smg"]
-    if not smg.exists():
-        message = f"{smg} is missing: run .ci/install-parsers.sh (or set PDFLEET_SANDBOX_WHEELS)"
-        if os.environ.get("PDFLEET_REQUIRE_PARSERS"):
-            pytest.fail(message)
-        pytest.skip(message)
-    nodes, log, work = prod_cluster["nodes"], prod_cluster["log"], prod_cluster["work"]
-    # pdfleet's own router arguments and membership, every address moved to this machine's loopback ports
-    by_url = {}
-    for node in nodes:
-        if node["spec"].rank == 0:
-            by_url[f"http://{node['spec'].address}:{node['spec'].http_port}"] = node
+def start_router(prod_cluster: dict, smg: Path, name: str) -> tuple[subprocess.Popen, int, str]:
+    """The real smg router with pdfleet's own arguments and membership, every address moved to this machine's
+    loopback ports, the workers registered by the membership agent's passes as its service runs them on the
+    router's node; returns (process, port, /readiness body) once all three workers are healthy."""
+    nodes, work = prod_cluster["nodes"], prod_cluster["work"]
+    by_url = {f"http://{n['spec'].address}:{n['spec'].http_port}": n for n in nodes if n["spec"].rank == 0}
     router_port, metrics_port = free_port(), free_port()
     args = replace_values(
         list(prod_cluster["plan"].router.router_args),
@@ -458,9 +451,8 @@ def test_real_smg_router_in_pd_mode(prod_cluster, standin):
         if "bootstrap_port" in worker["spec"]:
             worker["spec"]["bootstrap_port"] = int(node["values"]["--disaggregation-bootstrap-port"])
     members["router"] = f"http://{LOOPBACK}:{router_port}"
-    router = start([str(smg), "launch", *args], prod_cluster["env"], work, "router")
+    router = start([str(smg), "launch", *args], prod_cluster["env"], work, name)
     try:
-        # The membership agent's passes, as its service runs them on the router's node.
         wait_http(router_port, "/workers", [router, *prod_cluster["procs"]], timeout=30)
         pending: dict = {}
         deadline = time.monotonic() + 30
@@ -469,13 +461,29 @@ def test_real_smg_router_in_pd_mode(prod_cluster, standin):
             router_members.apply(members, pending)
             time.sleep(0.5)
         # /readiness turns 200 with one healthy prefill and one decode; wait for all three workers.
-        status, body = wait_http(
+        _, body = wait_http(
             router_port,
             "/readiness",
             [router, *prod_cluster["procs"]],
             timeout=30,
             until=lambda text: json.loads(text)["healthy_workers"] == 3,
         )
+    except BaseException:
+        stop(router)
+        raise
+    return router, router_port, body
+
+
+def test_real_smg_router_in_pd_mode(prod_cluster, standin):
+    smg = standin["smg"]
+    if not smg.exists():
+        message = f"{smg} is missing: run .ci/install-parsers.sh (or set PDFLEET_SANDBOX_WHEELS)"
+        if os.environ.get("PDFLEET_REQUIRE_PARSERS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    nodes, log = prod_cluster["nodes"], prod_cluster["log"]
+    router, router_port, body = start_router(prod_cluster, smg, "router")
+    try:
         assert json.loads(body)["healthy_workers"] == 3
 
         workers = json.loads(http("GET", router_port, "/workers")[1])["workers"]
