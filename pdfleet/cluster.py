@@ -19,6 +19,7 @@ from pdfleet.errors import InventoryError, Problem
 from pdfleet.hostconfig import HostConfig, read_host_config
 from pdfleet.monitoringconfig import Monitoring, read_monitoring_config
 from pdfleet.reader import NAME_RE, Problems, Section, show
+from pdfleet.securityconfig import Security, read_security_config
 from pdfleet.verifyconfig import VerifyConfig, read_verify_config
 from pdfleet.yamlsource import load_yaml
 
@@ -222,6 +223,7 @@ class Cluster:
     host: HostConfig
     verify: VerifyConfig  # the preflight's thresholds (`verify:`, pdfleet/verifyconfig.py)
     monitoring: Monitoring  # exporters, Prometheus, Grafana (`monitoring:`, pdfleet/monitoringconfig.py)
+    security: Security  # firewall and API keys (`security:`, pdfleet/securityconfig.py)
     env: dict = field(default_factory=dict, hash=False)
 
     @cached_property
@@ -404,6 +406,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     host = read_host_config(top)
     verify = read_verify_config(top)
     monitoring = read_monitoring_config(top, tuple(node_by_name))
+    security = read_security_config(top)
 
     top.finish()
     # Cross-field checks run even when some fields were invalid, so one pass reports as much as it can;
@@ -430,6 +433,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         host=host,
         verify=verify,
         monitoring=monitoring,
+        security=security,
         env=cluster_env,
     )
     if monitoring.enabled and monitoring.dcgm_exporter == "container" and runtime.kind != "container":

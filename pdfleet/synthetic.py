@@ -52,6 +52,7 @@ def inventory_document(
         "model": {"repo": "deepseek-ai/DeepSeek-V3.2", "revision": REVISION, "path": "/models/DeepSeek-V3.2"},
         "sglang": {"version": sglang_version},
         "runtime": {"kind": "venv", "wheels": {"mooncake-transfer-engine": "0.3.13.post1"}},
+        "security": {"admin_cidrs": ["10.0.0.0/16"]},
     }
 
 
