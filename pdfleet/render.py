@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from pdfleet import firewallplan as fw
 from pdfleet import monitoringplan as mon
 from pdfleet.alerts import rules_yaml
 from pdfleet.dashboards import dashboards
@@ -123,6 +124,9 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
     if cluster.monitoring.enabled:
         for node, paths in _monitoring_files(env, cluster, common).items():
             files[node].update(paths)
+    if cluster.security.firewall:
+        for node in cluster.nodes:
+            files[node.name].update(_firewall_files(env, cluster, common, node.name))
     return {host: dict(sorted(paths.items())) for host, paths in sorted(files.items())}
 
 
@@ -316,6 +320,24 @@ def _monitoring_files(env: jinja2.Environment, cluster, common: dict) -> dict[st
             env.get_template("monitoring/grafana-repo.list.j2").render(ctx, key=mon.GRAFANA_KEY, repo=mon.GRAFANA_REPO)
         )
     return out
+
+
+def _firewall_files(env: jinja2.Environment, cluster, common: dict, node: str) -> dict[str, RenderedFile]:
+    """The node's nftables table, its boot-time unit and the safety net's rollback (pdfleet/firewallplan.py)."""
+    ctx = {
+        **common,
+        "rules_file": fw.RULES_FILE,
+        "table": fw.TABLE,
+        "rollback_dir": fw.ROLLBACK_DIR,
+        "rollback_unit": fw.ROLLBACK_UNIT,
+    }
+    return {
+        fw.RULES_FILE: RenderedFile(fw.ruleset(cluster, node)),
+        fw.ROLLBACK_SCRIPT: RenderedFile(
+            env.get_template("firewall/pdfleet-firewall-rollback.sh.j2").render(ctx), "0755"
+        ),
+        f"{UNIT_DIR}/{fw.UNIT}": RenderedFile(env.get_template("firewall/pdfleet-firewall.service.j2").render(ctx)),
+    }
 
 
 def write_tree(files: dict[str, dict[str, RenderedFile]], out: Path) -> list[Path]:

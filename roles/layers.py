@@ -6,6 +6,7 @@ from pyinfra import host
 
 from roles.base import base
 from roles.deepep import deepep_driver_options
+from roles.firewall import firewall
 from roles.monitoring import monitoring
 from roles.nvidia import nvidia
 from roles.rdma import rdma
@@ -17,8 +18,9 @@ from roles.tuning import tuning
 from roles.units import units
 from roles.weights import weights
 
-# base, NVIDIA driver set, DeepEP driver options, RDMA and GPUDirect, tuning, then rolling reboots (last).
-HOST_LAYER = (base, nvidia, deepep_driver_options, rdma, tuning, rolling)
+# base, NVIDIA driver set, DeepEP driver options, RDMA and GPUDirect, tuning, the firewall, then rolling reboots
+# (last: a reboot loads the confirmed rules at boot).
+HOST_LAYER = (base, nvidia, deepep_driver_options, rdma, tuning, firewall, rolling)
 # The runtime and the weights before the units; the router and its membership before the restarts that drain;
 # monitoring last (it reads what the others serve, and restarts none of them).
 SERVING_LAYER = (runtime, weights, router, units, restarts, monitoring)

@@ -38,7 +38,7 @@ def test_prod_render_matches_golden_files(tmp_path):
     # layer's 15, the share's 3 and monitoring's 4 (pins, node exporter, DCGM counters and drop-in) + on the
     # monitoring node Prometheus (configuration, arguments, rules, 5 target files) and Grafana (settings, 2
     # provisioning files, 3 dashboards, its repository)
-    assert len(golden) == 21 + 4 * (15 + 3 + 4) + 8 + 7
+    assert len(golden) == 21 + 4 * (15 + 3 + 4 + 3) + 8 + 7
 
 
 def test_render_command_is_byte_identical_across_runs_and_holds_no_secrets(tmp_path):
@@ -54,7 +54,7 @@ def test_render_command_is_byte_identical_across_runs_and_holds_no_secrets(tmp_p
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        assert result.stdout == f"rendered 124 files for 4 hosts of cluster prod into {out}\n"
+        assert result.stdout == f"rendered 136 files for 4 hosts of cluster prod into {out}\n"
     assert tree(first) == tree(second)
     assert not any(b"hf_NeverInARenderedFile123" in data for data in tree(first).values())
 
@@ -91,9 +91,9 @@ def test_every_rendered_unit_passes_systemd_analyze_verify(tmp_path, runtime):
         status, output = verify_units(units, tmp_path / "root" / host)
         assert (status, output) == (0, ""), f"{host}: {output}"
         checked += len(units)
-    # serving, precompile, host tuning and share units per node, the peer watch of each rank of the two multi-node
-    # instances (prefill [1, 2], decode [2, 1]: 4 ranks), the router and its membership agent
-    assert checked == 4 * 6 + 4 + 2
+    # serving, precompile, host tuning, share and firewall units on each of the 6 nodes, the peer watch of each rank
+    # of the two multi-node instances (prefill [1, 2], decode [2, 1]: 4 ranks), the router and its membership agent
+    assert checked == 6 * 5 + 4 + 2
 
 
 def test_verify_catches_a_broken_unit(tmp_path):
