@@ -623,6 +623,87 @@ def bench_command(
     run_bench(inventory, cluster, plan(cluster), opts, out_dir, upload_dataset, dry)
 
 
+@main.command("trust-host")
+@inventory_argument
+@click.argument("nodes", nargs=-1, required=True, metavar="NODE...")
+@click.option(
+    "--fingerprint",
+    "fingerprints",
+    multiple=True,
+    metavar="SHA256:...",
+    help="The fingerprint read on the node's console (one per NODE, in order): pin only if the scan matches it.",
+)
+@click.option("--yes", is_flag=True, help="Pin what the scan shows without asking (trust the network path).")
+def trust_host_command(inventory: str, nodes: tuple[str, ...], fingerprints: tuple[str, ...], yes: bool) -> None:
+    """Pin the SSH host key of each NODE in ssh.known_hosts, after checking it.
+
+    Scans the node's key (ssh-keyscan, ed25519), shows its fingerprint, and pins it when it matches --fingerprint
+    (read on the node's console: `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), or when the person confirms.
+    A node already pinned to another key is refused: a re-imaged node goes through `pdfleet replace-node`.
+    Exit 0 when every node is pinned, 1 when one could not be, 2 for bad input.
+    """
+    from pdfleet import knownhosts
+    from pdfleet.inventory import known_hosts_path
+
+    cluster = _load(inventory)
+    names = {n.name for n in cluster.nodes}
+    unknown = [n for n in nodes if n not in names]
+    if unknown:
+        _fail(
+            f"{display_path(yaml_for(inventory))}: found node {unknown[0]!r}, "
+            f"expected one of {', '.join(sorted(names))}"
+        )
+    if fingerprints and len(fingerprints) != len(nodes):
+        _fail(f"found {len(fingerprints)} --fingerprint for {len(nodes)} nodes, expected one per node, in order")
+    path = known_hosts_path(cluster, yaml_for(inventory))
+    port = cluster.ssh.port
+    failed = False
+    for i, name in enumerate(nodes):
+        node = cluster.node(name)
+        text = path.read_text() if path.exists() else ""
+        scan = subprocess.run(
+            ["ssh-keyscan", "-T", "5", "-p", str(port), "-t", "ed25519", node.address],
+            capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        scanned = knownhosts.scanned(scan.stdout)
+        if scanned is None:
+            click.echo(f"{name} ({node.address}:{port}): no host key shown (ssh-keyscan); is sshd up and reachable?")
+            failed = True
+            continue
+        shown = knownhosts.fingerprint(scanned[1])
+        pinned = knownhosts.entries(text, node.address, node.name, port)
+        if scanned in pinned:
+            click.echo(f"{name} ({node.address}): {shown} is already pinned")
+            continue
+        if pinned or knownhosts.is_pinned(text, node.address, port):
+            was = ", ".join(knownhosts.fingerprint(k) for _, k in pinned) or "a hashed entry"
+            click.echo(f"{name} ({node.address}): shows {shown}, but {display_path(path)} pins {was}: refused. A "
+                       f"re-imaged node: pdfleet replace-node {inventory} {name}")  # fmt: skip
+            failed = True
+            continue
+        if fingerprints:
+            if fingerprints[i].strip() != shown:
+                click.echo(f"{name} ({node.address}): shows {shown}, expected {fingerprints[i].strip()} "
+                           "(--fingerprint): NOT pinned; someone may be in the path, or it was misread")  # fmt: skip
+                failed = True
+                continue
+        elif not yes:
+            click.echo(f"{name} ({node.address}) shows {scanned[0]} {shown}")
+            click.echo("  compare it with the node's console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub")
+            if not click.confirm(f"  pin it for {name}?", default=False):
+                click.echo(f"{name}: not pinned")
+                failed = True
+                continue
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        updated = knownhosts.replaced(text, node.address, node.name, port, *scanned)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(updated)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o600)
+        tmp.replace(path)
+        click.echo(f"{name} ({node.address}): pinned {scanned[0]} {shown} in {display_path(path)}")
+    sys.exit(1 if failed else 0)
+
+
 from pdfleet.sandbox.cli import sandbox  # noqa: E402  (the subcommand group, beside the offline views)
 
 main.add_command(sandbox)

@@ -188,7 +188,8 @@ class Ssh:
     user: str
     port: int
     key: str | None
-    known_hosts: str | None
+    known_hosts: str
+    strict_host_keys: bool
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,10 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         user=ssh_s.string("user", "root"),  # account pyinfra logs in as
         port=ssh_s.port("port", 22),  # sshd port on every node
         key=ssh_s.string("key", None),  # private key file; None = ssh-agent / default keys
-        known_hosts=ssh_s.string("known_hosts", None),  # pinned host keys; checked strictly when set
+        known_hosts=ssh_s.string("known_hosts", "~/.ssh/known_hosts"),  # the pinned host keys (`pdfleet trust-host`)
+        # true: a node whose key is not pinned is refused; false: pinned at first contact (ssh's accept-new).
+        # A key that differs from its pin is refused either way (a re-imaged node: `pdfleet replace-node`).
+        strict_host_keys=ssh_s.boolean("strict_host_keys", True),
     )
     ssh_s.finish()
 

@@ -157,10 +157,11 @@ def arm_command(confirm_secs: int) -> str:
         f" && {{ printf 'table {TABLE}\\ndelete table {TABLE}\\n';"
         f" nft list table {TABLE} 2>/dev/null || true; }} > {ROLLBACK_DIR}/live.nft"
     )
-    stop_old = f"systemctl stop {ROLLBACK_UNIT}.timer {ROLLBACK_UNIT}.service 2>/dev/null; true"
+    units = f"{ROLLBACK_UNIT}.timer {ROLLBACK_UNIT}.service"
+    stop_old = f"systemctl stop {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; true"
     timer = (
         f"systemd-run --quiet --unit={ROLLBACK_UNIT} --on-active={confirm_secs}s"
-        f" --timer-property=AccuracySec=1s {ROLLBACK_SCRIPT}"
+        f" --timer-property=AccuracySec=1s --timer-property=RemainAfterElapse=no {ROLLBACK_SCRIPT}"
     )
     return f"{stop_old}; {keep} && {timer}"
 
@@ -171,5 +172,10 @@ def apply_command() -> str:
 
 
 def disarm_command() -> str:
-    """The new rules let pdfleet in: stop the rollback and forget what it would have restored."""
-    return f"systemctl stop {ROLLBACK_UNIT}.timer && rm -rf {ROLLBACK_DIR}"
+    """The new rules let pdfleet in: stop the rollback and forget what it would have restored. Fails when the timer
+    fired already (the steps between arming and here took longer than firewall_confirm_secs)."""
+    return (
+        f"test -d {ROLLBACK_DIR} || {{ echo 'the rollback ran already: the rules were not confirmed in time;"
+        f" run again (or raise security.firewall_confirm_secs)' >&2; exit 1; }};"
+        f" systemctl stop {ROLLBACK_UNIT}.timer && rm -rf {ROLLBACK_DIR}"
+    )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pdfleet.cluster import Cluster, load_cluster
+from pdfleet import knownhosts
+from pdfleet.cluster import Cluster, Node, load_cluster
 from pdfleet.errors import InventoryError
 
 GROUPS = ("prefill", "decode", "router", "spare")
@@ -63,9 +64,8 @@ def host_data(cluster: Cluster, node_name: str, yaml_path: Path, rendered_as: st
         data["pdfleet_inventory_name"] = rendered_as
     if cluster.ssh.key:
         data["ssh_key"] = _beside(yaml_path, cluster.ssh.key)
-    if cluster.ssh.known_hosts:
-        data["ssh_known_hosts_file"] = _beside(yaml_path, cluster.ssh.known_hosts)
-        data["ssh_strict_host_key_checking"] = "yes"
+    data["ssh_known_hosts_file"] = _beside(yaml_path, cluster.ssh.known_hosts)
+    data["ssh_strict_host_key_checking"] = "yes" if cluster.ssh.strict_host_keys else "accept-new"
     return data
 
 
@@ -100,4 +100,46 @@ def pyinfra_groups(inventory_py: str, rendered_as: str | None = None) -> dict[st
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         raise SystemExit(2) from None
+    warn_unpinned(cluster, yaml_path)
     return groups(cluster, yaml_path, rendered_as)
+
+
+def known_hosts_path(cluster: Cluster, yaml_path: Path) -> Path:
+    return Path(_beside(yaml_path, cluster.ssh.known_hosts))
+
+
+def unpinned(cluster: Cluster, yaml_path: Path) -> list[Node]:
+    """The nodes whose host key `ssh.known_hosts` does not hold (plain or hashed entries)."""
+    path = known_hosts_path(cluster, yaml_path)
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    return [node for node in cluster.nodes if not knownhosts.is_pinned(text, node.address, cluster.ssh.port)]
+
+
+def warn_unpinned(cluster: Cluster, yaml_path: Path) -> None:
+    """First contact: tell the person how to pin the keys of nodes pyinfra is about to refuse (or, with
+    strict_host_keys false, to trust blindly)."""
+    missing = unpinned(cluster, yaml_path)
+    if not missing:
+        return
+    path = known_hosts_path(cluster, yaml_path)
+    inventory_py = display_path(yaml_path.with_suffix(".py"))
+    outcome = (
+        "pyinfra will refuse to connect to them"
+        if cluster.ssh.strict_host_keys
+        else "ssh.strict_host_keys is false: their keys will be pinned unchecked at first contact"
+    )
+    print(
+        f"pdfleet: {len(missing)} node(s) have no pinned SSH host key in {path} (ssh.known_hosts of "
+        f"{display_path(yaml_path)}); {outcome}:",
+        file=sys.stderr,
+    )
+    for node in missing:
+        print(f"  {node.name} {node.address}", file=sys.stderr)
+    print(
+        "  Pin each after checking its key out of band: on the node's console, `ssh-keygen -lf "
+        "/etc/ssh/ssh_host_ed25519_key.pub` prints the fingerprint; then\n"
+        f"    pdfleet trust-host {inventory_py} NODE --fingerprint SHA256:...\n"
+        "  scans the node, compares, and pins it only if they match (without --fingerprint it shows the scanned "
+        "one and asks).",
+        file=sys.stderr,
+    )

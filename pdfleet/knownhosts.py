@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 
 
 def _names(address: str, name: str, port: int) -> set[str]:
@@ -40,6 +41,32 @@ def replaced(text: str, address: str, name: str, port: int, key_type: str, key: 
         kept[-1] += "\n"
     pinned = [f"{n} {key_type} {key}\n" for n in sorted(wanted)]
     return "".join(kept + pinned)
+
+
+def _hashed_match(pattern: str, names: set[str]) -> bool:
+    """Whether a hashed known_hosts name (`|1|salt|hash`, what `HashKnownHosts yes` writes) is one of `names`."""
+    try:
+        _, kind, salt, digest = pattern.split("|")
+        if kind != "1":
+            return False
+        key, wanted = base64.b64decode(salt), base64.b64decode(digest)
+    except ValueError:
+        return False
+    return any(hmac.compare_digest(hmac.new(key, n.encode(), hashlib.sha1).digest(), wanted) for n in names)
+
+
+def is_pinned(text: str, address: str, port: int = 22) -> bool:
+    """Whether known_hosts `text` holds a key for the node's address, in plain or hashed form (ssh looks the node up
+    by the address pyinfra connects to). Revoked (`@revoked`) lines pin nothing."""
+    names = {address} if port == 22 else {f"[{address}]:{port}"}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or line.startswith("#") or fields[0].startswith("@"):  # @revoked, @cert-authority
+            continue
+        patterns = fields[0].split(",")
+        if names & set(patterns) or any(p.startswith("|1|") and _hashed_match(p, names) for p in patterns):
+            return True
+    return False
 
 
 def fingerprint(key: str) -> str:

@@ -357,9 +357,6 @@ def _pin_host_key(run: Replace, replacement: Replacement) -> None:
         say("host key", f"{run.new} keeps its pinned key")
         return
     ssh = run.cluster.ssh
-    if not ssh.known_hosts:
-        say("host key", "the inventory pins no host keys (ssh.known_hosts unset): nothing to update")
-        return
     path = (run.yaml.resolve().parent / Path(ssh.known_hosts).expanduser()).resolve()
     node = run.cluster.node(run.old)
     text = path.read_text() if path.exists() else ""

@@ -75,7 +75,7 @@ def test_plan_json_shape():
     assert node["precompile_argv"][-2:] == ["--timeout", "3600"]
     assert node["env"]["NCCL_IB_GID_INDEX"] == "3"
     paths = [f["path"] for f in node["files"]]
-    assert paths == sorted(paths) and len(paths) == 27  # 4 of them monitoring
+    assert paths == sorted(paths) and len(paths) == 30  # 4 of them monitoring, 3 the firewall
     assert "/etc/systemd/system/sglang-decode-peer-watch.service" in paths  # a rank of a multi-node instance
     assert {
         "/etc/pdfleet/decode.deepgemm-key",

@@ -63,6 +63,7 @@ REPO_PACKAGES = (
     "unattended-upgrades",
     "initramfs-tools",
     "rsync",
+    "nftables",  # the firewall (roles/firewall.py): real nftables in each host's own network namespace
     # Monitoring (issue 16): Debian's own Prometheus 2.42 (with promtool) and node exporter 1.5. customize.sh
     # fetches them with --no-install-recommends: their Depends come along (adduser and a dozen small libjs-*/font
     # packages for Prometheus' web UI, about 25 MiB in all), their Recommends do not (prometheus-node-exporter is

@@ -5,6 +5,8 @@
   other nodes from a peer, DeepGEMM compiled once per key (the stand-in's log: prefill-0 and both decode ranks
   compile, prefill-1 copies), verified units, the real smg router, the health gate (chat completion, tool call).
 - A second run and a --dry run: nothing to change.
+- The firewall: from an address outside the cluster only the router's port answers; rules that would shut
+  pdfleet out are refused before any change, and rules that do are rolled back by the node itself.
 - One environment value changed: --dry --diff shows that env file and the restart of the units reading it, on
   those nodes only; applying it restarts exactly those units.
 - The model revision changed: staged again (once over the WAN), copied in waves from the seed (one copy per
@@ -17,6 +19,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -24,14 +29,16 @@ from pathlib import Path
 
 import pytest
 
-from pdfleet import monitoringplan
+from pdfleet import firewallplan, monitoringplan
 from pdfleet.dashboards import dashboards
 from pdfleet.inventory import load
 from pdfleet.runtimeplan import serving_venv
 from pdfleet.sandbox.hub import checkpoint
+from pdfleet.sandbox.paths import BRIDGE
 from pdfleet.serving import plan
 from roles.prefetch import batch_script, cache_file, parse_batch
 from tests.sandbox.conftest import ROOT, inventory_copy, on_host, pdfleet, pyinfra
+from tests.test_firewall import PROBE
 
 HOSTS = ["prefill-0", "prefill-1", "decode-0", "decode-1", "spare-0"]
 SEED = "10.77.0.11"
@@ -150,6 +157,96 @@ def test_second_run_and_dry_run_change_nothing(cluster):
     plan = json.loads(dry.stdout)["plan"]
     assert changed_operations(plan) == {}
     RESULTS["dry run conditional operations"] = sum(bool(op["hosts_with_conditional_change"]) for op in plan)
+
+
+OUTSIDE = "10.77.0.200"  # in client_cidrs, neither a node nor in admin_cidrs (inventories/sandbox.yaml)
+
+
+@pytest.fixture
+def outside():
+    """A network namespace on the sandbox bridge at OUTSIDE: a client that is not part of the cluster."""
+    name = f"pdfsb-outside-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        veth = f"pdfsbo{os.getpid() % 100000}"
+        subprocess.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name], check=True)
+        subprocess.run(["ip", "link", "set", veth, "master", BRIDGE, "up"], check=True)
+        for command in (["link", "set", "lo", "up"], ["link", "set", "eth0", "up"]):
+            subprocess.run(["ip", "-n", name, *command], check=True)
+        subprocess.run(["ip", "-n", name, "addr", "add", f"{OUTSIDE}/24", "dev", "eth0"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)  # its veth goes with it
+
+
+def probe_from(namespace: str | None, jobs: list[tuple[str, str, int]]) -> list[bool]:
+    """Whether a new TCP connection from each (source, target, port) is accepted (1.5 s each, all at once)."""
+    prefix = ["ip", "netns", "exec", namespace] if namespace else []
+    out = subprocess.run(
+        [*prefix, sys.executable, "-c", PROBE, json.dumps(jobs)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    return json.loads(out)
+
+
+def test_the_firewall_lets_clients_reach_the_router_only_and_the_cluster_everything(cluster, outside):
+    sandbox = load(ROOT / "inventories/sandbox.py")
+    for host in HOSTS:
+        assert "policy drop" in on_host(host, "nft list table inet pdfleet").stdout
+    nodes = {node.name: node.address for node in sandbox.nodes}
+    ports = {host: [p for p, _ in firewallplan.claimed_ports(sandbox, host)] + [22] for host in HOSTS}
+    jobs = [(OUTSIDE, nodes[host], port) for host in HOSTS for port in ports[host]]
+    seen = dict(zip(jobs, probe_from(outside, jobs), strict=True))
+    opened = sorted(f"{target}:{port}" for (_, target, port), ok in seen.items() if ok)
+    assert opened == ["10.77.0.11:8000"], "from outside the cluster only the router's client port answers"
+    RESULTS["firewall: ports probed from outside, open"] = [len(jobs), opened]
+    # Inside: serving end to end through the router (every rank behind it talks to the others through the rules).
+    answer = subprocess.run(
+        ["ip", "netns", "exec", outside, "curl", "-sS", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}",
+         "http://10.77.0.11:8000/v1/chat/completions", "-H", "Content-Type: application/json", "-d",
+         json.dumps({"model": "DeepSeek-V3.2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    RESULTS["firewall: a chat completion from outside, HTTP status"] = answer.stdout
+    assert answer.stdout in ("200", "401"), answer.stderr  # 401: it reached the router, which asks for a client key
+
+
+def test_rules_that_would_shut_pdfleet_out_are_refused_before_any_change(cluster, tmp_path):
+    before = on_host("spare-0", "nft list table inet pdfleet; sha1sum /etc/pdfleet/firewall.nft").stdout
+
+    def foreign_admins(doc):
+        doc["security"]["admin_cidrs"] = ["192.0.2.0/24"]
+
+    result = pyinfra("-y", "--limit", "spare-0", inventory_with(tmp_path, foreign_admins), "deploys/host.py")
+    assert result.returncode != 0
+    assert "this SSH session comes from 10.77.0.1, which the new rules would not admit" in result.stderr
+    assert on_host("spare-0", "nft list table inet pdfleet; sha1sum /etc/pdfleet/firewall.nft").stdout == before
+
+
+def test_rules_that_lock_pdfleet_out_are_rolled_back_by_the_node_itself(cluster):
+    """The safety net's own commands (pdfleet.firewallplan), with a ruleset that drops this machine: new
+    connections fail at once, and the node's timer puts the rules file and table back."""
+    confirm_secs = 15
+    host, address = "spare-0", "10.77.0.15"
+    state = "nft list table inet pdfleet; sha1sum /etc/pdfleet/firewall.nft"
+    before = on_host(host, state).stdout
+    locked = on_host(host, f"cat {firewallplan.RULES_FILE}").stdout.replace("10.77.0.1 }", "192.0.2.1 }")
+    assert locked != on_host(host, f"cat {firewallplan.RULES_FILE}").stdout
+    script = (
+        f"{firewallplan.arm_command(confirm_secs)} && cat > {firewallplan.RULES_FILE} <<'EOF'\n{locked}EOF\n"
+        f"{firewallplan.apply_command()}"
+    )
+    applied = on_host(host, script)
+    started = time.monotonic()
+    assert applied.returncode == 0
+    assert probe_from(None, [("10.77.0.1", address, 22)]) == [False], "the new rules shut this machine out"
+    while not probe_from(None, [("10.77.0.1", address, 22)])[0]:
+        assert time.monotonic() - started < confirm_secs + 20, "the node did not roll back"
+    back_after = round(time.monotonic() - started, 1)
+    RESULTS["firewall: locked out, then rolled back by the node after seconds"] = back_after
+    assert confirm_secs - 3 <= back_after <= confirm_secs + 10
+    assert on_host(host, state).stdout == before, "the rules file and the live table are as they were"
+    journal = on_host(host, "journalctl -u pdfleet-firewall-rollback --no-pager -o cat").stdout
+    assert "the previous rules are back" in journal
 
 
 def test_the_fact_batch_answers_as_each_command_alone_on_a_converged_host(cluster):
