@@ -110,7 +110,7 @@ def ruleset(cluster: Cluster, node: str) -> str:
         '\t\tiif "lo" accept',
         "\t\tct state established,related accept",
         "\t\tct state invalid drop",
-        '\t\tmeta l4proto { icmp, ipv6-icmp } accept comment "ping, path MTU, IPv6 neighbour discovery"',
+        '\t\tmeta l4proto { 1, 58 } accept comment "ICMP, ICMPv6: ping, path MTU, IPv6 neighbour discovery"',
         '\t\tip saddr @cluster_v4 accept comment "cluster nodes: every port (NCCL, Mooncake pick theirs at run time)"',
         '\t\tip6 saddr @cluster_v6 accept comment "cluster nodes"',
         '\t\tip saddr @admin_v4 accept comment "admin_cidrs: SSH, monitoring, the engines for pdfleet\'s checks"',

@@ -57,6 +57,13 @@ def ns(name: str, *argv: str, check: bool = True, **kw) -> subprocess.CompletedP
     return subprocess.run(["ip", "netns", "exec", name, *argv], capture_output=True, text=True, check=check, **kw)
 
 
+def nft(name: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    """nft in the namespace as on a minimal server: without /etc/protocols and /etc/services (no netbase), so a
+    protocol or service written by name fails here as it would there."""
+    script = 'mount --bind /dev/null /etc/protocols && mount --bind /dev/null /etc/services && exec nft "$@"'
+    return ns(name, "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "nft", *argv, check=check)
+
+
 @pytest.fixture
 def pair():
     """Two namespaces joined by a veth: `node` (prefill-0's addresses) and `peer` (every source's address)."""
@@ -145,8 +152,8 @@ def test_the_rendered_rules_let_in_exactly_whom_the_inventory_says_with_real_pac
     ports = [22, 8000, 8055, 8998, 29000, 3000, RUNTIME_PORT]
     assert all(reachable(node, peer, ports).values()), "before any rule, every port answers every source"
 
-    ns(node, "nft", "--check", "--file", str(rules))
-    ns(node, "nft", "--file", str(rules))
+    nft(node, "--check", "--file", str(rules))
+    nft(node, "--file", str(rules))
     seen = reachable(node, peer, ports)
     for (who, family, port), ok in seen.items():
         if who in ("cluster", "admin"):
@@ -166,9 +173,9 @@ def test_loading_again_replaces_pdfleets_table_in_one_transaction_and_leaves_oth
     first, second = tmp_path / "first.nft", tmp_path / "second.nft"
     first.write_text(rules_of(inventory(tmp_path)))
     second.write_text(rules_of(inventory(tmp_path, client_cidrs=["10.10.6.0/24"])))
-    ns(node, "nft", "add", "table", "ip", "theirs")  # another tool's table (Docker's, the distribution's)
+    nft(node, "add", "table", "ip", "theirs")  # another tool's table (Docker's, the distribution's)
     for path in (first, first, second):
-        ns(node, "nft", "--file", str(path))
+        nft(node, "--file", str(path))
     ruleset = ns(node, "nft", "list", "ruleset").stdout
     assert ruleset.count("table inet pdfleet") == 1 and "table ip theirs" in ruleset
     assert "10.10.6.0/24" in ruleset and "10.10.8.0/24" not in ruleset
@@ -176,7 +183,7 @@ def test_loading_again_replaces_pdfleets_table_in_one_transaction_and_leaves_oth
 
     broken = tmp_path / "broken.nft"
     broken.write_text(second.read_text().replace("10.10.6.0/24", "10.10.6.0/99"))
-    refused = ns(node, "nft", "--file", str(broken), check=False)
+    refused = nft(node, "--file", str(broken), check=False)
     assert refused.returncode != 0
     assert ns(node, "nft", "list", "ruleset").stdout == ruleset, "a refused file changes nothing (one transaction)"
 
