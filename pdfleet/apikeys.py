@@ -25,7 +25,7 @@ KEYS_DIR = "/etc/pdfleet/keys"
 ENGINE_CONFIG = f"{KEYS_DIR}/engine-api-key.yaml"
 # The key alone: the membership agent (as a systemd credential), drain, status.
 KEY_FILE = f"{KEYS_DIR}/api-key"
-# curl's header file (`curl -H @FILE`): the health gate's calls through the router and to the engines.
+# curl's header file (`curl -H @FILE`), on every node: the health gate's calls through the router, on-host checks.
 CURL_HEADER = f"{KEYS_DIR}/curl-authorization"
 # The router unit's EnvironmentFile: smg takes its key only as an argument (`--api-key ${ROUTER_KEY_VAR}`).
 ROUTER_ENV = f"{KEYS_DIR}/router.env"
@@ -132,8 +132,12 @@ def read_api_keys(cluster: Cluster, environ=os.environ) -> ApiKeys | None:
 
 
 def engine_files(keys: ApiKeys | None) -> dict[str, str | None]:
-    """The key files of an engine node: path -> content (None: removed)."""
-    return {ENGINE_CONFIG: f'api-key: "{keys.engine}"' if keys else None}
+    """The key files of an engine node: path -> content (None: removed). The curl header file too: on-host checks
+    of the engine's endpoints (an operator's `curl -H @...`, the benchmarks) need no key on their command line."""
+    return {
+        ENGINE_CONFIG: f'api-key: "{keys.engine}"' if keys else None,
+        CURL_HEADER: f"Authorization: Bearer {keys.engine}" if keys else None,
+    }
 
 
 def router_files(keys: ApiKeys | None) -> dict[str, str | None]:

@@ -415,3 +415,23 @@ def test_keys_off_renders_no_key_path(tmp_path):
 
     text = "\n".join(f.content for files in render(plan(load(off))).values() for f in files.values())
     assert "/etc/pdfleet/keys" not in text and "--api-key" not in text and "key_file" not in text
+
+
+def test_sandbox_up_makes_one_key_0600_once(tmp_path):
+    from pdfleet.sandbox.hosts import Sandbox
+
+    inventory = tmp_path / "inventories/sandbox.yaml"
+    inventory.parent.mkdir()
+    inventory.write_text((ROOT / "inventories/sandbox.yaml").read_text())
+    sandbox = Sandbox(inventory, paths=None)
+    sandbox._ensure_api_keys()
+    clients, engine = tmp_path / ".cache/sandbox/keys/clients", tmp_path / ".cache/sandbox/keys/engine"
+    assert oct(clients.stat().st_mode & 0o777) == oct(engine.stat().st_mode & 0o777) == "0o600"
+    assert oct(clients.parent.stat().st_mode & 0o777) == "0o700"
+    key = clients.read_text()
+    assert engine.read_text() == key and len(key.strip()) > 40
+    engine.unlink()
+    sandbox._ensure_api_keys()  # kept across runs; a lost file comes back with the same key
+    assert clients.read_text() == engine.read_text() == key
+    cluster = load(inventory)
+    assert read_api_keys(cluster, {}).client == key.strip()
