@@ -435,3 +435,36 @@ def test_sandbox_up_makes_one_key_0600_once(tmp_path):
     assert clients.read_text() == engine.read_text() == key
     cluster = load(inventory)
     assert read_api_keys(cluster, {}).client == key.strip()
+
+
+MERGE = r"""
+import argparse, importlib.util, json, sys
+version, root, path = sys.argv[1:4]
+name = "server_args_config_parser.py" if version == "0.5.6.post2" else "utils/server_args_config_parser.py"
+spec = importlib.util.spec_from_file_location("cp", f"{root}/sglang/srt/{name}")
+module = sys.modules["cp"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+argv = ["--model-path", "m", "--port", "1", "--config", path]
+if version == "0.5.6.post2":
+    merger = module.ConfigArgumentMerger(boolean_actions=[])
+else:
+    parser = argparse.ArgumentParser()
+    for flag in ("--model-path", "--port", "--api-key", "--config"):
+        parser.add_argument(flag)
+    merger = module.ConfigArgumentMerger(parser)
+print(json.dumps(merger.merge_config_with_args(argv)))
+"""
+
+
+@pytest.mark.parametrize("version", ["0.5.6.post2", "0.5.23"])
+def test_the_engine_key_file_is_read_by_sglangs_own_config_merger(tmp_path, version):
+    python, root = PARSERS / "venv/bin/python", PARSERS / f"sglang-{version}"
+    if not python.exists() or not root.exists():
+        pytest.skip(f"{root} is missing: run .ci/install-parsers.sh")
+    content = apikeys.engine_files(apikeys.ApiKeys(KEY, KEY))[apikeys.ENGINE_CONFIG]
+    path = key_file(tmp_path, "engine-api-key.yaml", content + "\n")
+    result = subprocess.run(
+        [str(python), "-c", MERGE, version, str(root), str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == ["--api-key", KEY, "--model-path", "m", "--port", "1"]
