@@ -406,15 +406,39 @@ def test_no_rendered_file_plan_dry_run_log_or_golden_file_holds_a_key(tmp_path, 
     assert leaking == []
 
 
-def test_keys_off_renders_no_key_path(tmp_path):
+# What API keys add to prod's golden files, and nothing else: removed, the render with keys off must remain.
+KEY_ADDITIONS = [
+    " \\\n    --config /etc/pdfleet/keys/engine-api-key.yaml",
+    " \\\n    --api-key ${PDFLEET_ROUTER_API_KEY}",
+    '  "key_file": "/etc/pdfleet/keys/api-key",\n',
+    "# The API key, for the router's worker API and the engines: root-only, handed over as a credential.\n"
+    "LoadCredential=api-key:/etc/pdfleet/keys/api-key\n",
+    "# The API key clients send (smg takes it only as an argument): from this root-only file, read by systemd.\n"
+    "EnvironmentFile=/etc/pdfleet/keys/router.env\n",
+]
+
+
+def test_keys_off_renders_the_golden_files_less_exactly_the_key_additions(tmp_path):
     doc = PROD.read_text().replace("  # api_keys: true ", "  api_keys: false ")
     assert "api_keys: false" in doc
-    off = tmp_path / "prod.yaml"
+    off = tmp_path / "prod.yaml"  # the same name: rendered headers name it
     off.write_text(doc)
     from pdfleet.render import render
 
-    text = "\n".join(f.content for files in render(plan(load(off))).values() for f in files.values())
-    assert "/etc/pdfleet/keys" not in text and "--api-key" not in text and "key_file" not in text
+    rendered = render(plan(load(off)))
+    golden = ROOT / "tests/golden/prod"
+    found = {str(p.relative_to(golden)): p.read_text() for p in golden.rglob("*") if p.is_file()}
+    assert sorted(found) == sorted(f"{h}{path}" for h, files in rendered.items() for path in files)
+    used = set()
+    for name, text in found.items():
+        host, path = name.split("/", 1)
+        for addition in KEY_ADDITIONS:
+            if addition in text:
+                used.add(addition)
+                text = text.replace(addition, "")
+        assert rendered[host]["/" + path].content == text, name
+        assert "/etc/pdfleet/keys" not in text and "--api-key" not in text
+    assert used == set(KEY_ADDITIONS)
 
 
 def test_sandbox_up_makes_one_key_0600_once(tmp_path):
