@@ -492,3 +492,47 @@ def test_the_engine_key_file_is_read_by_sglangs_own_config_merger(tmp_path, vers
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout) == ["--api-key", KEY, "--model-path", "m", "--port", "1"]
+
+
+def test_the_agent_takes_the_key_from_its_credential_first_then_the_file(tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            ok = self.headers.get("Authorization") == f"Bearer {KEY}"
+            body = json.dumps({"workers": []} if ok else {"error": "Unauthorized"}).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    router = f"http://{LOOPBACK}:{server.server_address[1]}"
+    try:
+        file_key = key_file(tmp_path, "api-key", KEY + "\n")
+        members = {"router": router, "workers": [], "drained": {}, "key_file": str(file_key)}
+        monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+        router_members.load_key(members)
+        assert router_members.registered_workers(router) == []
+        credentials = tmp_path / "credentials"
+        credentials.mkdir()
+        key_file(credentials, "api-key", "wrong-key-0123456789\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+        router_members.load_key(members)  # the service's credential wins over the (unreadable to it) file
+        with pytest.raises(OSError, match="answered 401"):
+            router_members.registered_workers(router)
+        router_members.load_key({"router": router})  # keys off: no header at all
+        with pytest.raises(OSError, match="answered 401"):
+            router_members.registered_workers(router)
+        assert seen == [f"Bearer {KEY}", "Bearer wrong-key-0123456789", None]
+    finally:
+        server.shutdown()
+        router_members.load_key({})
