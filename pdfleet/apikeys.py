@@ -2,7 +2,8 @@
 `security.client_keys_env` (comma-separated) or `security.client_keys_file` (one key per line), the engine key from
 `security.engine_key_env` or `security.engine_key_file`. A file must be readable by its owner only. The keys are
 never part of the cluster model, a rendered file, a plan, a diff or a log line: the roles write them 0600 into
-root-only files (`host_files`), compared by their hash, and every process reads them there.
+root-only files (`engine_files`, `router_files`; roles/apikeys.py), compared by their hash, and every process
+reads them there.
 
 smg 1.13.0 in PD mode forwards the client's `Authorization` header to the prefill and decode engines unchanged
 (measured on loopback; its worker `api_key` is sent only on its own calls: health checks, /v1/models,
