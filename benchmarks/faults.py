@@ -36,8 +36,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pdfleet.apikeys import CURL_HEADER, read_api_keys  # noqa: E402
 from pdfleet.inventory import load  # noqa: E402
 from pdfleet.loadgen import OpenLoad, summarize  # noqa: E402, F401  (summarize: for the tests too)
+from pdfleet.sandbox.paths import RELATIVE_PATHS  # noqa: E402
 from pdfleet.serving import plan  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -84,6 +86,10 @@ def pdfleet(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     )
 
 
+# curl's header file on every node with API keys (pdfleet/apikeys.py); harmless where it is absent only with keys off
+AUTH = f"-H @{CURL_HEADER} "
+
+
 class SandboxCluster:
     """The sandbox cluster as the scenarios see it: its router, its engines, their load, the router's view."""
 
@@ -95,10 +101,13 @@ class SandboxCluster:
         self.router_url = self.serving.router.url
         self.router_node = self.serving.router.host
         self.model = self.cluster.model.served_name
+        # the router's client key (security.api_keys: the sandbox's ../.cache/sandbox/keys files), None when off
+        keys = read_api_keys(self.cluster)
+        self.client_key = keys.client if keys else None
 
     def view(self) -> dict[str, str]:
         """The router's workers: instance -> status (ready, not_ready, failed, draining)."""
-        text = ssh(self.router_node, f"curl -s --max-time 5 {self.serving.router.local_url}/workers", check=False)
+        text = ssh(self.router_node, f"curl -s --max-time 5 {AUTH}{self.serving.router.local_url}/workers", check=False)
         try:
             return {w["labels"].get("pdfleet.instance"): w["status"] for w in json.loads(text)["workers"]}
         except (ValueError, KeyError):
@@ -106,7 +115,9 @@ class SandboxCluster:
 
     def in_flight(self, instance: str) -> int | None:
         spec = self.serving.ranks(instance)[0]
-        text = ssh(spec.host, f"curl -s --max-time 5 http://{spec.address}:{spec.http_port}/v1/loads", check=False)
+        text = ssh(
+            spec.host, f"curl -s --max-time 5 {AUTH}http://{spec.address}:{spec.http_port}/v1/loads", check=False
+        )
         try:
             return sum(x["num_running_reqs"] + x["num_waiting_reqs"] for x in json.loads(text)["loads"])
         except (ValueError, KeyError):
@@ -131,12 +142,14 @@ class SandboxCluster:
         return f"{VETH_PREFIX}{[n.name for n in self.cluster.nodes].index(node)}"
 
     def load(self, rate: float) -> OpenLoad:
-        return OpenLoad(self.router_url, self.model, rate=rate, timeout=60, same_prompt=self.same_prompt)
+        return OpenLoad(
+            self.router_url, self.model, rate=rate, timeout=60, same_prompt=self.same_prompt, key=self.client_key
+        )
 
     def inventory_with(self, directory: Path, change) -> Path:
         """A copy of the sandbox inventory with `change(doc)` applied (same file name: rendered headers match)."""
         doc = yaml.safe_load(self.inventory.with_suffix(".yaml").read_text())
-        for section, key in (("ssh", "key"), ("ssh", "known_hosts"), ("model", "token_file")):
+        for section, key in RELATIVE_PATHS:
             doc[section][key] = str((self.inventory.parent / doc[section][key]).resolve())
         change(doc)
         directory.mkdir(parents=True, exist_ok=True)

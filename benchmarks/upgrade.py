@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.faults import SandboxCluster, pdfleet, pyinfra, ssh  # noqa: E402
+from benchmarks.faults import AUTH, SandboxCluster, pdfleet, pyinfra, ssh  # noqa: E402
 from benchmarks.replace import compiles  # noqa: E402
 from pdfleet.bluegreen import limits  # noqa: E402
 from pdfleet.inventory import load  # noqa: E402
@@ -46,7 +46,8 @@ def serving_versions(sandbox: SandboxCluster) -> dict[str, str]:
     found = {}
     for instance in sandbox.cluster.instances:
         spec = sandbox.serving.ranks(instance.name)[0]
-        text = ssh(spec.host, f"curl -s --max-time 5 http://{spec.address}:{spec.http_port}/server_info", check=False)
+        url = f"http://{spec.address}:{spec.http_port}/server_info"
+        text = ssh(spec.host, f"curl -s --max-time 5 {AUTH}{url}", check=False)
         try:
             found[instance.name] = json.loads(text)["version"]
         except (ValueError, KeyError):

@@ -31,6 +31,8 @@ if serving.router.host == common.node_name():
     needed = [f"{plan.tokenizer}/tokenizer.json", f"{plan.tokenizer}/tokenizer_config.json"]
     if plan.dataset_path and not upload:
         needed.append(plan.dataset_path)
+    if plan.key_file:
+        needed.append(plan.key_file)  # the router's API key, written by deploys/pd.py's router role
     found = host.get_fact(BenchInputs, url=plan.router_url, paths=tuple(needed))
     problem = inputs_problem(plan, found)
     if problem:

@@ -30,6 +30,7 @@ import re
 import shlex
 from dataclasses import asdict, dataclass, field
 
+from pdfleet.apikeys import KEY_FILE
 from pdfleet.benchclient import CLIENT_VERSION, DATASET, RUNNER, STATE_DIR, VENV
 from pdfleet.cluster import Cluster
 from pdfleet.serving import ServingPlan
@@ -225,11 +226,13 @@ class BenchPlan:
     runner: str = RUNNER
     run_dir: str = ""
     gpus: int = 0  # the GPUs of the serving instances (the published node had PUBLISHED_GPUS)
+    key_file: str = ""  # with API keys: the router node's key file, the runner hands it over as OPENAI_API_KEY
 
     def command(self, run: ScenarioRun) -> list[str]:
         """The whole command the router's node runs for one scenario: the runner, the environment, the client."""
         env = [f"{k}={v}" for k, v in self.env.items()]
-        return [self.python, self.runner, "--log", run.log, "--fresh", run.jsonl, "--", "env", *env, *run.argv]
+        keys = ["--key-file", self.key_file] if self.key_file else []
+        return [self.python, self.runner, "--log", run.log, "--fresh", run.jsonl, *keys, "--", "env", *env, *run.argv]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -331,6 +334,7 @@ def plan(
         runner=runner,
         run_dir=run_dir,
         gpus=sum(cluster.node(n).gpus for n in serving_nodes),
+        key_file=KEY_FILE if cluster.security.api_keys else "",
     )
 
 

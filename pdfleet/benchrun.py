@@ -1,7 +1,7 @@
 """Runs one bench_serving scenario on the router's node and streams its output as lines (installed as
 /opt/pdfleet/bench/pdfleet-bench-run by roles/bench.py; standard library only).
 
-    pdfleet-bench-run --log LOG --fresh JSONL -- PYTHON -m sglang.bench_serving ARGS...
+    pdfleet-bench-run --log LOG --fresh JSONL [--key-file FILE] -- PYTHON -m sglang.bench_serving ARGS...
 
 bench_serving's progress bar (tqdm) redraws one line with carriage returns, which never reaches a line-based reader
 such as an SSH channel until the run ends. This runner splits the output on carriage returns and newlines, prints
@@ -9,7 +9,9 @@ every line at once with the marker `@@bench ` (pdfleet bench shows those and not
 progress line at most every PROGRESS_EVERY seconds (and the last one), says how long it has run when the client
 is silent for HEARTBEAT seconds (long prompts finish together at the end), writes everything to LOG, and ends
 with `@@bench-exit STATUS`, the client's exit status, which is also its own. JSONL (bench_serving appends to its
---output-file) is removed first, so the file holds this run's record only.
+--output-file) is removed first, so the file holds this run's record only. With --key-file (the router node's
+root-only API key file) the client gets the key as OPENAI_API_KEY, which bench_serving sends as
+`Authorization: Bearer` (its get_auth_headers): never on a command line.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _elapsed(seconds: float) -> str:
     return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
 
 
-def run(argv: list[str], log_path: str, jsonl: str | None, out=sys.stdout) -> int:
+def run(argv: list[str], log_path: str, jsonl: str | None, out=sys.stdout, key_file: str | None = None) -> int:
     if jsonl and os.path.exists(jsonl):
         os.unlink(jsonl)
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
@@ -61,7 +63,13 @@ def run(argv: list[str], log_path: str, jsonl: str | None, out=sys.stdout) -> in
             out.flush()
 
         try:
-            child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            env = None
+            if key_file:
+                with open(key_file, encoding="utf-8") as handle:
+                    env = {**os.environ, "OPENAI_API_KEY": handle.read().strip()}
+            child = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
         except OSError as error:
             say(f"cannot start {argv[0]}: {error}")
             out.write(f"{EXIT_MARK}127\n")
@@ -107,20 +115,22 @@ def run(argv: list[str], log_path: str, jsonl: str | None, out=sys.stdout) -> in
 
 
 def main(args: list[str]) -> int:
-    log, jsonl = None, None
+    log, jsonl, key_file = None, None, None
     while args and args[0] != "--":
         flag, value, args = args[0], args[1] if len(args) > 1 else None, args[2:]
         if flag == "--log":
             log = value
         elif flag == "--fresh":
             jsonl = value
+        elif flag == "--key-file":
+            key_file = value
         else:
             print(f"pdfleet-bench-run: unknown option {flag}", file=sys.stderr)
             return 2
     if not log or len(args) < 2:
         print("usage: pdfleet-bench-run --log LOG [--fresh JSONL] -- COMMAND...", file=sys.stderr)
         return 2
-    return run(args[1:], log, jsonl)
+    return run(args[1:], log, jsonl, key_file=key_file)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,18 @@ class Result:
     detail: str = ""  # the start of a failure's body
 
 
-def chat_once(url: str, model: str, timeout: float, prompt: str, max_tokens: int = 8) -> tuple[int, str]:
-    """POST /v1/chat/completions; (status, body)."""
+def chat_once(
+    url: str, model: str, timeout: float, prompt: str, max_tokens: int = 8, key: str | None = None
+) -> tuple[int, str]:
+    """POST /v1/chat/completions, with `Authorization: Bearer <key>` when a client key is given; (status, body)."""
     parts = urlsplit(url)
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens})
     connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     try:
-        connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        connection.request("POST", "/v1/chat/completions", body, headers)
         response = connection.getresponse()
         return response.status, response.read().decode(errors="replace")
     finally:
@@ -57,8 +62,10 @@ class OpenLoad:
         max_in_flight: int = 200,
         same_prompt: bool = False,
         max_tokens: int = 8,
+        key: str | None = None,
     ):
         self.url, self.model, self.rate, self.timeout = url, model, rate, timeout
+        self.key = key  # the router's client key (security.api_keys), sent with every request
         self.same_prompt, self.max_tokens = same_prompt, max_tokens
         self.results: list[Result] = []
         self._slots = threading.Semaphore(max_in_flight)
@@ -77,7 +84,7 @@ class OpenLoad:
         sent = time.monotonic()
         detail = ""
         try:
-            status, body = chat_once(self.url, self.model, self.timeout, self._prompt(), self.max_tokens)
+            status, body = chat_once(self.url, self.model, self.timeout, self._prompt(), self.max_tokens, self.key)
             if status != 200:
                 detail = body[:200]
         except (OSError, http.client.HTTPException) as error:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from pdfleet import apikeys
 from pdfleet import firewallplan as fw
 from pdfleet import monitoringplan as mon
 from pdfleet.alerts import rules_yaml
@@ -44,8 +45,14 @@ class RenderedFile:
     mode: str = "0644"
 
 
+_UNIT_VARIABLE = re.compile(r"\$\{[A-Z_][A-Z0-9_]*\}")
+
+
 def systemd_quote(arg: str) -> str:
-    """Quote one argument for an Exec*= line: systemd expands %-specifiers and $VARS even in plain words."""
+    """Quote one argument for an Exec*= line: systemd expands %-specifiers and $VARS even in plain words. A whole
+    `${NAME}` is left for systemd to expand (a secret from the unit's EnvironmentFile, never in the file)."""
+    if _UNIT_VARIABLE.fullmatch(arg):
+        return arg
     escaped = arg.replace("%", "%%").replace("$", "$$")
     if _SAFE_ARG.match(arg):
         return escaped
@@ -112,6 +119,8 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
         "version": cluster.router.version,
         "members_file": MEMBERS_FILE,
         "members_agent": MEMBERS_AGENT,
+        "key_file": apikeys.KEY_FILE if cluster.security.api_keys else "",
+        "credential": apikeys.CREDENTIAL,
     }
     router_files = files[plan.router.host]
     router_files[f"{UNIT_DIR}/{ROUTER_UNIT}"] = RenderedFile(
@@ -163,6 +172,9 @@ def members_file(plan: ServingPlan, drained: dict | None = None, outgoing: Servi
         "workers": workers,
         "drained": {name: record for name, record in sorted((drained or {}).items()) if name in names},
     }
+    if plan.cluster.security.api_keys:
+        # where the agent finds the API key (the path only; the service gets it as a systemd credential)
+        document["key_file"] = apikeys.KEY_FILE
     return RenderedFile(members_json(document))
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from pdfleet import dialects
+from pdfleet import apikeys, dialects
 from pdfleet.cluster import Cluster, Instance, Node
 from pdfleet.profiles import PD_ENV, PROFILES, fabric_env
 from pdfleet.runtimeplan import serving_venv
@@ -63,10 +63,12 @@ class ServerSpec:
     env_file: str = ""
     deep_gemm_key: str = ""  # what a DeepGEMM cache built for this node depends on (JSON text)
     deep_gemm_dir: str = ""  # its cache: one directory per key under sglang.deep_gemm_cache, kept for a rollback
+    # the API key's arguments: `--config FILE`, a root-only YAML file holding `api-key` (pdfleet/apikeys.py)
+    key_args: tuple[str, ...] = ()
 
     @property
     def argv(self) -> tuple[str, ...]:
-        return self.launcher + self.server_args
+        return self.launcher + self.server_args + self.key_args
 
     @property
     def precompile_args(self) -> tuple[str, ...]:
@@ -118,6 +120,9 @@ class RouterSpec:
     local_url: str = ""  # the router's endpoint as its own node reaches it
     workers: tuple[RouterWorker, ...] = ()  # the membership: every instance, drained or not
     stop_timeout: int = 210  # the unit's TimeoutStopSec: the shutdown grace and 30 s more
+    # with API keys: `--api-key ${VAR}`, the variable coming from the unit's root-only EnvironmentFile
+    key_args: tuple[str, ...] = ()
+    key_env_file: str = ""  # that EnvironmentFile ("" without API keys)
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,7 @@ def _server_spec(cluster: Cluster, dialect: dialects.Dialect, instance: Instance
         **instance.env,
     }
     launcher, precompile_launcher = _launchers(cluster, instance, env_file)
+    key_args = ("--config", apikeys.ENGINE_CONFIG) if cluster.security.api_keys else ()
     return ServerSpec(
         host=node.name,
         address=node.address,
@@ -221,6 +227,7 @@ def _server_spec(cluster: Cluster, dialect: dialects.Dialect, instance: Instance
         env_file=env_file,
         deep_gemm_key=key,
         deep_gemm_dir=cache_dir,
+        key_args=key_args,
     )
 
 
@@ -235,6 +242,9 @@ def _launchers(cluster: Cluster, instance: Instance, env_file: str) -> tuple[tup
     if runtime.kind == "venv":
         python = f"{serving_venv(cluster)}/bin/python3"
         return (python, "-m", "sglang.launch_server"), (python, "-m", "sglang.compile_deep_gemm")
+
+    # SGLang reads its API key from a file (`--config`) that the container must see
+    keys = (f"--volume={apikeys.ENGINE_CONFIG}:{apikeys.ENGINE_CONFIG}:ro",) if cluster.security.api_keys else ()
 
     def docker_run(name: str) -> tuple[str, ...]:
         model = cluster.model.path
@@ -256,6 +266,7 @@ def _launchers(cluster: Cluster, instance: Instance, env_file: str) -> tuple[tup
             f"--env-file={env_file}",
             f"--volume={model}:{model}:ro",
             f"--volume={cache}:{cache}",
+            *keys,
             runtime.image,
             "python3",
             "-m",
@@ -356,9 +367,14 @@ def _router_spec(cluster: Cluster) -> RouterSpec:
     host = cluster.node(router.node)
     load_path = dialects.DIALECTS[cluster.sglang_version].load_path
     workers = tuple(_router_worker(cluster, instance, load_path) for instance in _router_order(cluster))
+    # smg takes the client key only as an argument: the unit's root-only EnvironmentFile gives the variable
+    keys = cluster.security.api_keys
+    key_args = ("--api-key", f"${{{apikeys.ROUTER_KEY_VAR}}}") if keys else ()
     return RouterSpec(
         host=host.name,
-        argv=(f"{router.venv}/bin/smg", "launch", *args),
+        argv=(f"{router.venv}/bin/smg", "launch", *args, *key_args),
+        key_args=key_args,
+        key_env_file=apikeys.ROUTER_ENV if keys else "",
         url=f"http://{host.address}:{router.port}",
         router_args=tuple(args),
         local_url=f"http://127.0.0.1:{router.port}",

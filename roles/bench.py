@@ -66,6 +66,8 @@ def inputs_problem(plan: BenchPlan, found: dict) -> str | None:
             )
         if any(p.startswith(plan.tokenizer + "/") for p in found["missing"]):
             hints.append(f"the tokenizer comes with the weights in {plan.tokenizer}: converge deploys/pd.py first")
+        if plan.key_file and plan.key_file in found["missing"]:
+            hints.append("the API key file comes with the router: converge deploys/pd.py first")
         return f"missing or empty on {plan.node}: {', '.join(found['missing'])}; {'; '.join(hints)}; nothing was run"
     return None
 

@@ -15,6 +15,7 @@ import time
 from pyinfra import host, logger, state
 from pyinfra.api import OperationError, deploy, operation
 
+from pdfleet.apikeys import CURL_HEADER
 from roles import common
 
 # Seconds between two polls of a /health that does not answer yet.
@@ -26,6 +27,9 @@ JOURNAL_LINES = 30
 def _curl(url: str, body: dict | None = None, timeout: int = 60) -> tuple[bool, str]:
     """(HTTP 200, the answer as "HTTP code: body") from the router's node."""
     command = ["curl", "-sS", "--max-time", str(timeout), "-o", "/dev/stdout", "-w", "\\n%{http_code}"]
+    if common.serving_plan().router.key_args:
+        # the API key from the router node's root-only header file: never on a command line
+        command += ["-H", f"@{CURL_HEADER}"]
     if body is not None:
         command += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
     ok, output = host.run_shell_command(" ".join(shlex.quote(c) for c in [*command, url]), print_output=False)

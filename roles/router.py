@@ -19,9 +19,10 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files
 
+from pdfleet import apikeys as keyfiles
 from pdfleet.render import members_file
 from pdfleet.serving import MEMBERS_AGENT, MEMBERS_FILE, MEMBERS_UNIT, ROUTER_UNIT
-from roles import common
+from roles import apikeys, common
 from roles.unitfiles import service_current
 
 AGENT_SOURCE = common.ONHOST / "router_members.py"
@@ -60,5 +61,7 @@ def router():
     files.put(
         name="membership (drained instances kept)", src=StringIO(wanted.content), dest=MEMBERS_FILE, mode=wanted.mode
     )
-    service_current(ROUTER_UNIT, "router")
-    service_current(MEMBERS_UNIT, "membership agent", reads=(agent,))
+    # the router's client key, the agent's key and the health gate's header file: a changed key restarts both
+    keyed = tuple(apikeys.put(keyfiles.router_files(apikeys.keys()))) if serving.router.key_args else ()
+    service_current(ROUTER_UNIT, "router", reads=keyed)
+    service_current(MEMBERS_UNIT, "membership agent", reads=(agent, *keyed))

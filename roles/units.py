@@ -10,9 +10,10 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
+from pdfleet import apikeys as keyfiles
 from pdfleet.render import key_file
 from pdfleet.serving import PEER_WATCH
-from roles import common
+from roles import apikeys, common
 from roles.unitfiles import rendered_unit
 
 PEER_WATCH_SOURCE = common.ONHOST / "peer_watch.py"
@@ -26,6 +27,9 @@ def units():
         return
     common.put_rendered(spec.env_file, name="serving environment")
     common.put_rendered(key_file(spec.instance), name="DeepGEMM cache key")
+    if spec.key_args:
+        # read by SGLang at start (`--config`): a changed key applies at the instance's next restart
+        apikeys.put(keyfiles.engine_files(apikeys.keys()))
     installed = [
         rendered_unit(name, name=f"{what} unit verified and installed")
         for what, name in (("precompile", spec.precompile_unit), ("serving", spec.unit))

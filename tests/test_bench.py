@@ -158,9 +158,10 @@ def test_the_plan_runs_each_scenario_against_the_routers_local_url():
             assert _value(argv, "--dataset-path") == benchclient.DATASET
             assert _value(argv, "--sharegpt-context-len") == "2048" and "--disable-ignore-eos" in argv
     command = made.command(made.runs[1])
-    assert command[:7] == [made.python, benchclient.RUNNER, "--log", made.runs[1].log, "--fresh",
-                           made.runs[1].jsonl, "--"]  # fmt: skip
-    assert command[7] == "env" and "HF_HUB_OFFLINE=1" in command and "HF_DATASETS_OFFLINE=1" in command
+    # the API key: a path on the router's node, which the runner hands to the client as OPENAI_API_KEY
+    assert command[:9] == [made.python, benchclient.RUNNER, "--log", made.runs[1].log, "--fresh",
+                           made.runs[1].jsonl, "--key-file", "/etc/pdfleet/keys/api-key", "--"]  # fmt: skip
+    assert command[9] == "env" and "HF_HUB_OFFLINE=1" in command and "HF_DATASETS_OFFLINE=1" in command
     assert command[-len(made.runs[1].argv) :] == list(made.runs[1].argv)
 
 

@@ -62,13 +62,17 @@ def _need(path: Path, what: str) -> None:
         pytest.skip(message)
 
 
+# The router's client key in these tests (smg --api-key): a scenario that does not send it gets 401 only.
+BENCH_KEY = "bench-loopback-key-0123456789abcdef"
+
+
 @pytest.fixture(scope="module")
 def router(prod_cluster, standin):  # noqa: F811
     """The real smg router in PD mode with pdfleet's arguments, the stand-ins registered as the membership agent
     registers them; yields its port once every worker is healthy."""
     smg = standin["smg"]
     _need(smg, "the smg router")
-    proc, port, _ = start_router(prod_cluster, smg, "bench-router")
+    proc, port, _ = start_router(prod_cluster, smg, "bench-router", key=BENCH_KEY)
     try:
         yield port
     finally:
@@ -114,6 +118,12 @@ def _plan(cluster, router_port: int, model: Path, tmp: Path, **options) -> tuple
     opts = benchplan.options(prompts_scale=SCALE, **options)
     made = benchplan.plan(cluster, serving, opts, "test-run", python=str(BENCH_PYTHON), runner=str(RUNNER),
                           state_dir=str(tmp / "node-state"))  # fmt: skip
+    # the router takes only this key: the runner hands it to bench_serving from a 0600 file, as on the node
+    key_file = tmp / "api-key"
+    key_file.write_text(BENCH_KEY + "\n")
+    key_file.chmod(0o600)
+    assert made.key_file
+    made = dataclasses.replace(made, key_file=str(key_file))
     return cluster, serving, made
 
 

@@ -70,11 +70,15 @@ def clean_env(**extra: str) -> dict:
     return env
 
 
-def http(method: str, port: int, path: str, body=None, timeout: float = 10.0) -> tuple[int, bytes]:
+def http(
+    method: str, port: int, path: str, body=None, timeout: float = 10.0, key: str | None = None
+) -> tuple[int, bytes]:
     conn = HTTPConnection(LOOPBACK, port, timeout=timeout)
     try:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
@@ -83,7 +87,13 @@ def http(method: str, port: int, path: str, body=None, timeout: float = 10.0) ->
 
 
 def wait_http(
-    port: int, path: str, procs: list[subprocess.Popen], timeout: float = 20.0, status: int = 200, until=None
+    port: int,
+    path: str,
+    procs: list[subprocess.Popen],
+    timeout: float = 20.0,
+    status: int = 200,
+    until=None,
+    key: str | None = None,
 ):
     """Poll until the answer has `status` (and `until(body)` holds, when given)."""
     deadline = time.monotonic() + timeout
@@ -92,7 +102,7 @@ def wait_http(
         for proc in procs:
             assert proc.poll() is None, f"{proc.args[:4]}... exited with {proc.returncode}: {_output(proc)}"
         try:
-            last = http("GET", port, path, timeout=2)
+            last = http("GET", port, path, timeout=2, key=key)
             if last[0] == status and (until is None or until(last[1])):
                 return last
         except OSError as exc:
@@ -427,10 +437,12 @@ def test_pd_mode_requires_a_bootstrap_room(prod_cluster):
 # 3. the real router in front
 
 
-def start_router(prod_cluster: dict, smg: Path, name: str) -> tuple[subprocess.Popen, int, str]:
+def start_router(prod_cluster: dict, smg: Path, name: str, key: str | None = None) -> tuple[subprocess.Popen, int, str]:
     """The real smg router with pdfleet's own arguments and membership, every address moved to this machine's
     loopback ports, the workers registered by the membership agent's passes as its service runs them on the
-    router's node; returns (process, port, /readiness body) once all three workers are healthy."""
+    router's node; returns (process, port, /readiness body) once all three workers are healthy. With `key`: the
+    router takes it as its client key (`--api-key`, as its unit's EnvironmentFile gives it) and the agent reads it
+    from a 0600 file named by the membership, as on the router's node; without, no API keys."""
     nodes, work = prod_cluster["nodes"], prod_cluster["work"]
     by_url = {f"http://{n['spec'].address}:{n['spec'].http_port}": n for n in nodes if n["spec"].rank == 0}
     router_port, metrics_port = free_port(), free_port()
@@ -445,18 +457,26 @@ def start_router(prod_cluster: dict, smg: Path, name: str) -> tuple[subprocess.P
     )
     args += ["--worker-startup-check-interval", "1"]
     members = json.loads(members_file(prod_cluster["plan"]).content)
+    members.pop("key_file", None)
+    if key is not None:
+        args += ["--api-key", key]
+        key_file = prod_cluster["work"] / f"{name}.api-key"
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+        members["key_file"] = str(key_file)
     for worker in members["workers"]:
         node = by_url[worker["spec"]["url"]]
         worker["spec"]["url"] = f"http://{LOOPBACK}:{node['values']['--port']}"
         if "bootstrap_port" in worker["spec"]:
             worker["spec"]["bootstrap_port"] = int(node["values"]["--disaggregation-bootstrap-port"])
     members["router"] = f"http://{LOOPBACK}:{router_port}"
+    (work / f"{name}.members.json").write_text(router_members.members_json(members))
     router = start([str(smg), "launch", *args], prod_cluster["env"], work, name)
     try:
-        wait_http(router_port, "/workers", [router, *prod_cluster["procs"]], timeout=30)
+        wait_http(router_port, "/workers", [router, *prod_cluster["procs"]], timeout=30, key=key)
         pending: dict = {}
         deadline = time.monotonic() + 30
-        while len(json.loads(http("GET", router_port, "/workers")[1])["workers"]) < 3:
+        while len(json.loads(http("GET", router_port, "/workers", key=key)[1])["workers"]) < 3:
             assert time.monotonic() < deadline, "the agent did not register the three workers"
             router_members.apply(members, pending)
             time.sleep(0.5)

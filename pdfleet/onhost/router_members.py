@@ -14,6 +14,11 @@ the membership file /etc/pdfleet/router-members.json (pdfleet.render.members_tex
     pdfleet-router-members.py undrain FILE INSTANCE [--by operator|rolling] [--timeout S]
     pdfleet-router-members.py show FILE                the membership and the router's view, as JSON
 
+With API keys (`key_file` in the file, pdfleet/apikeys.py) every call to the router and to an engine carries
+`Authorization: Bearer <key>`, and each worker is registered with the key as its `api_key` (smg sends it on its
+health checks and its own calls to the engine). The key is read from the service's systemd credential
+($CREDENTIALS_DIRECTORY/api-key), else from `key_file` (root: drain, undrain, show); it is never logged.
+
 A pass: every worker of the file that is not drained and whose engine answers /health is registered with
 `POST /workers` (its spec, labelled with the instance and a digest of the spec); a registered worker that is
 drained, unknown, failed (smg's terminal state) or registered with another spec is removed with
@@ -57,6 +62,10 @@ LABEL_INSTANCE = "pdfleet.instance"
 LABEL_SPEC = "pdfleet.spec"
 # smg's worker states that still take requests, or will once their probes pass.
 ROUTABLE = ("ready",)
+# The systemd credential holding the API key (LoadCredential= of the agent's unit).
+CREDENTIAL = "api-key"
+# The API key, once read (load_key); None without API keys.
+API_KEY: str | None = None
 
 
 def log(message: str) -> None:
@@ -70,6 +79,7 @@ def read_members(path: str) -> dict:
     with open(path, encoding="utf-8") as handle:
         members = json.load(handle)
     members.setdefault("drained", {})
+    load_key(members)
     return members
 
 
@@ -200,12 +210,33 @@ def engine_in_flight(url: str, load_path: str) -> int | None:
 # ----- HTTP -----
 
 
+def load_key(members: dict) -> str | None:
+    """The API key named by the membership (its `key_file`), from the systemd credential or that file; None when
+    the membership has no key_file (API keys off). Raises OSError when the key cannot be read."""
+    global API_KEY
+    path = members.get("key_file")
+    if not path:
+        API_KEY = None
+        return None
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and os.path.exists(os.path.join(credentials, CREDENTIAL)):
+        path = os.path.join(credentials, CREDENTIAL)
+    with open(path, encoding="utf-8") as file:
+        key = file.read().strip()
+    if not key:
+        raise OSError(f"the API key file {path} is empty")
+    API_KEY = key
+    return key
+
+
 def http(method: str, url: str, body: dict | None = None, timeout: float = HTTP_TIMEOUT):
     """(status, parsed JSON or text); raises OSError when nothing answers."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", "application/json")
+    if API_KEY:
+        request.add_header("Authorization", f"Bearer {API_KEY}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, raw = response.status, response.read()
@@ -233,6 +264,7 @@ def engine_healthy(url: str) -> bool:
 
 def apply(members: dict, pending: dict[str, float]) -> list[tuple]:
     """One pass against the router; returns the actions taken (logged)."""
+    load_key(members)  # also here: tests and callers may hand over a membership not read by read_members
     router = members["router"]
     registered = registered_workers(router)
     for worker in registered:  # registered: that POST is done (a restarted router has none, and gets them again)
@@ -251,7 +283,8 @@ def apply(members: dict, pending: dict[str, float]) -> list[tuple]:
             log(f"removed {url} ({why}): {status}")
         else:
             _, url, body = action
-            status, answer = http("POST", f"{router}/workers", body)
+            # the key goes to the router only, never into the actions (they are logged and tested)
+            status, answer = http("POST", f"{router}/workers", {**body, "api_key": API_KEY} if API_KEY else body)
             pending[url] = time.monotonic()
             if status not in (202, 409):
                 log(f"adding {url} failed: {status} {str(answer)[:300]}")

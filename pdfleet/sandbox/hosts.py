@@ -149,6 +149,7 @@ class Sandbox:
         """Start every host not already running; returns the names started."""
         self._check_root()
         self._ensure_client_key()
+        self._ensure_api_keys()
         self._ensure_bridge()
         self._start_hub()
         started = []
@@ -170,6 +171,26 @@ class Sandbox:
             raise SandboxError(
                 f"missing tools: {', '.join(missing)} (apt-get install iproute2 util-linux openssh-client)"
             )
+
+    def _ensure_api_keys(self) -> None:
+        """The API key files the inventory names (security.client_keys_file, engine_key_file), like the hub token:
+        random, 0600 in a 0700 directory, made once and kept across runs. Both hold the same key: smg 1.13.0
+        forwards the client's key to the engines (pdfleet/apikeys.py)."""
+        cluster = load_cluster(self.inventory)
+        security = cluster.security
+        if not security.api_keys:
+            return
+        base = Path(cluster.source).resolve().parent
+        files = [base / name for name in (security.client_keys_file, security.engine_key_file) if name]
+        existing = [path.read_text().strip() for path in files if path.exists()]
+        key = existing[0] if existing else "pdfleet-" + secrets.token_hex(24)
+        for path in files:
+            if path.exists():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(key + "\n")
 
     def _ensure_client_key(self) -> None:
         self.paths.ssh.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -72,3 +72,12 @@ CGROUP_NAME = "pdfleet-sandbox"
 HUB_NETNS = "pdfsb_hub"
 HUB_VETH = f"{VETH_PREFIX}hub"
 HUB_PORT = 8080
+
+# The fields of inventories/sandbox.yaml holding paths relative to it: a copy elsewhere makes them absolute.
+RELATIVE_PATHS = (
+    ("ssh", "key"),
+    ("ssh", "known_hosts"),
+    ("model", "token_file"),
+    ("security", "client_keys_file"),
+    ("security", "engine_key_file"),
+)

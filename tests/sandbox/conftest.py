@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pdfleet.sandbox.paths import RELATIVE_PATHS
+
 ROOT = Path(__file__).resolve().parents[2]
 PDFLEET = str(Path(sys.executable).parent / "pdfleet")
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
@@ -68,7 +70,7 @@ def inventory_copy(directory: Path, change) -> Path:
     """A copy of inventories/sandbox.yaml (same file name, so rendered headers match) with `change(doc)` applied,
     its relative paths made absolute, and the pyinfra inventory beside it; returns the .py's path."""
     doc = yaml.safe_load((ROOT / "inventories/sandbox.yaml").read_text())
-    for section, key in (("ssh", "key"), ("ssh", "known_hosts"), ("model", "token_file")):
+    for section, key in RELATIVE_PATHS:
         doc[section][key] = str((ROOT / "inventories" / doc[section][key]).resolve())
     change(doc)
     directory.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pdfleet.sandbox.paths import RELATIVE_PATHS
 from tests.sandbox.conftest import ROOT, on_host, pyinfra
 
 HOST = "decode-1"  # serves (decode rank 1), not the router's node
@@ -38,8 +39,8 @@ def host(sandbox):
 
 def inventory(tmp_path: Path, image_size_gb: int) -> str:
     doc = yaml.safe_load((ROOT / "inventories/sandbox.yaml").read_text())
-    for key in ("key", "known_hosts"):
-        doc["ssh"][key] = str((ROOT / "inventories" / doc["ssh"][key]).resolve())
+    for section, key in RELATIVE_PATHS:
+        doc[section][key] = str((ROOT / "inventories" / doc[section][key]).resolve())
     doc["runtime"].update(kind="container", image=IMAGE, docker_source="os-archive", image_size_gb=image_size_gb)
     folder = tmp_path / f"size-{image_size_gb}"
     folder.mkdir(parents=True, exist_ok=True)

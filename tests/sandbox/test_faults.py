@@ -130,7 +130,12 @@ def test_a_membership_change_shows_in_the_dry_diff_and_never_restarts_the_router
         assert applied.returncode == 0, applied.stderr[-3000:]
         deadline = time.monotonic() + 60
         while True:  # the agent re-registers the prefills with their new spec, one at a time
-            workers = json.loads(faults.ssh(cluster.router_node, "curl -s http://127.0.0.1:8000/workers"))["workers"]
+            workers = json.loads(
+                faults.ssh(
+                    cluster.router_node,
+                    "curl -s -H @/etc/pdfleet/keys/curl-authorization http://127.0.0.1:8000/workers",
+                )
+            )["workers"]
             thresholds = {
                 w["labels"]["pdfleet.instance"]: w.get("resilience", {}).get("cb_failure_threshold")
                 for w in workers

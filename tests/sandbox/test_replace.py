@@ -137,7 +137,9 @@ def test_a_dead_prefill_is_replaced_by_the_spare_under_load(spare_cluster, tmp_p
     while faults.ssh("prefill-1", "echo up", check=False).strip() != "up":
         assert time.monotonic() < deadline
         time.sleep(1)
-    workers = json.loads(faults.ssh("prefill-0", "curl -s http://127.0.0.1:8000/workers"))["workers"]
+    workers = json.loads(
+        faults.ssh("prefill-0", "curl -s -H @/etc/pdfleet/keys/curl-authorization http://127.0.0.1:8000/workers")
+    )["workers"]
     assert not [w for w in workers if "10.77.0.12" in w["url"]], workers
     retired = faults.pyinfra(str(before / "sandbox.py"), "deploys/retire.py", "--limit", "prefill-1")
     assert retired.returncode == 0, retired.stderr[-3000:]

@@ -52,7 +52,8 @@ def test_real_router_in_pd_mode_returns_200_for_a_chat_completion(sandbox):
     units = []
     try:
         for spec in serving.servers:
-            _run_unit(spec.host, spec.instance, spec.argv, spec.env)
+            # without API keys (tests/test_apikeys.py and the pd deploy cover them): no key file needed here
+            _run_unit(spec.host, spec.instance, spec.launcher + spec.server_args, spec.env)
             units.append((spec.host, spec.instance))
         for spec in serving.servers:
             if spec.serves_api:
@@ -68,15 +69,19 @@ def test_real_router_in_pd_mode_returns_200_for_a_chat_completion(sandbox):
                         break
                     assert time.monotonic() < deadline, f"{spec.instance} never became healthy: {result.stderr}"
                     time.sleep(1)
-        _run_unit(serving.router.host, "router", serving.router.argv, {})
+        keyless = serving.router.argv[: len(serving.router.argv) - len(serving.router.key_args)]
+        _run_unit(serving.router.host, "router", keyless, {})
         units.append((serving.router.host, "router"))
         # The router starts with no worker: the membership agent registers them through its worker API.
         agent = (ROOT / "pdfleet/onhost/router_members.py").read_text()
+        members = json.loads(members_file(serving).content)
+        members.pop("key_file", None)
+        keyless_members = json.dumps(members, indent=1) + "\n"
         scratch = "/var/tmp/pdfleet-test-router"
         on_host(
             serving.router.host,
             f"mkdir -p {scratch} && cat > {scratch}/agent.py <<'PDFLEET_EOF'\n{agent}PDFLEET_EOF\n"
-            f"cat > {scratch}/members.json <<'PDFLEET_EOF'\n{members_file(serving).content}PDFLEET_EOF",
+            f"cat > {scratch}/members.json <<'PDFLEET_EOF'\n{keyless_members}PDFLEET_EOF",
         )
         _run_unit(
             serving.router.host, "members", ["python3", f"{scratch}/agent.py", "run", f"{scratch}/members.json"], {}

@@ -8,7 +8,7 @@ choices, consts and defaults, the same custom actions (deprecated flags, LoRA pa
 argument", "the following arguments are required: --model-path/--model", exit status 2.
 
 Not reproduced: what ServerArgs.__post_init__ / from_cli_args check after parsing (cross-option rules, GPU
-probing), and `--config FILE` merging (refused with exit status 2, see `parse`).
+probing); `--config FILE` merging reads flat `name: scalar` YAML lines only (see `_merge_config`).
 """
 
 from __future__ import annotations
@@ -255,12 +255,44 @@ def build_parser(kind: str, table: dict | None = None) -> argparse.ArgumentParse
     return parser
 
 
+def _merge_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """SGLang's --config (server_args_config_parser.py): the YAML file's `name: value` pairs become `--name value`
+    (true: the bare flag), placed before the other arguments, --config and its file dropped. The stand-in reads only
+    flat `name: scalar` lines (no YAML library in the standard library); anything else is refused with exit 2."""
+    at = argv.index("--config")
+    if at + 1 >= len(argv):
+        parser.error("argument --config: expected one argument")
+    path = argv[at + 1]
+    if not path.lower().endswith((".yaml", ".yml")):
+        parser.error(f"Config file must be YAML format, got: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        parser.error(f"Config file not found: {path} ({exc.strerror})")
+    merged: list[str] = []
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name, sep, value = text.partition(":")
+        value = value.strip()
+        if not sep or not name.strip() or value[:1] in ("[", "{", "|", ">"):
+            parser.error(f"--config {path}: the sglang stand-in reads only `name: scalar` lines, found {name!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        if value.lower() == "true":
+            merged.append(f"--{name.strip()}")
+        elif value.lower() != "false":
+            merged += [f"--{name.strip()}", value]
+    return merged + argv[:at] + argv[at + 2 :]
+
+
 def parse(kind: str, argv: list[str]) -> argparse.Namespace:
     """Parse like the real entry point; on bad arguments argparse prints usage + error and exits 2."""
     parser = build_parser(kind)
     if kind == "launch_server" and "--config" in argv:
-        # SGLang merges a YAML config file into argv before parsing; the stand-in has no YAML reader.
-        parser.error("--config: config files are not supported by the sglang stand-in (pdfleet sandbox)")
+        argv = _merge_config(parser, argv)
     args = parser.parse_args(argv)
     # 0.5.6.post2 names the sizes' destinations in full; its ServerArgs.from_cli_args maps them to these names.
     for short, full in (("tp_size", "tensor_parallel_size"), ("dp_size", "data_parallel_size"),

@@ -527,7 +527,7 @@ class ApiHandler(_Handler):
             if method not in ("GET", "HEAD"):
                 return self._json(405, {"detail": "Method Not Allowed"})
             return self._send(200, self.engine.metrics().encode(), "text/plain; version=0.0.4; charset=utf-8")
-        if not self._authorized(path):
+        if not self._authorized(method, path):
             return self._json(401, {"error": "Unauthorized"})
         if path.startswith("/v1/models/") and method in ("GET", "HEAD"):
             return self._model(path[len("/v1/models/") :])
@@ -543,11 +543,19 @@ class ApiHandler(_Handler):
             return self._json(405, {"detail": "Method Not Allowed"})
         return self._not_found()
 
-    def _authorized(self, path: str) -> bool:
+    def _authorized(self, method: str, path: str) -> bool:
+        """SGLang's API key middleware, before any route: OPTIONS and the probe paths pass without a key; 0.5.6.post2
+        (utils/common.py add_api_key_middleware) exempts /health* and /metrics* and wants exactly "Bearer <key>";
+        0.5.23 (utils/auth.py decide_request_auth) also exempts /ready* and takes any case of "bearer". Refused:
+        401 {"error": "Unauthorized"}, unknown paths included."""
         key = self.engine.args.api_key
-        if not key or path.startswith(("/health", "/ready", "/metrics")):
+        exempt = ("/health", "/metrics") if LEGACY else ("/health", "/ready", "/metrics")
+        if not key or method == "OPTIONS" or path.startswith(exempt):
             return True
-        parts = (self.headers.get("Authorization") or "").split(" ", 1)
+        header = self.headers.get("Authorization") or ""
+        if LEGACY:
+            return header == "Bearer " + key
+        parts = header.split(" ", 1)
         return len(parts) == 2 and parts[0].lower() == "bearer" and parts[1] == key
 
     # -- GET ------------------------------------------------------------------------------------------------------
