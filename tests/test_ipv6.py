@@ -35,7 +35,9 @@ from pdfleet.weightsplan import peers
 from roles.deepgemm import cache_url, copy_script
 from tests.test_parsers import PARSERS, _need, sglang_parse, smg_parse
 from tests.test_standin_sglang import (  # noqa: F401 - standin is a fixture
+    clean_env,
     events,
+    free_port,
     http,
     run_cluster,
     standin,
@@ -196,6 +198,8 @@ def test_the_expected_ipv6_strings(v6):
     assert "\naddress = fd00:10::13\n" in share and "\nhosts allow = fd00:10::11 fd00:10::12 fd00:10::14\n" in share
     env = files["decode-1"]["/etc/pdfleet/decode.env"]
     assert "\nSGLANG_HOST_IP=fd00:10::14\n" in env and "\nNCCL_SOCKET_FAMILY=AF_INET6\n" in env
+    bench = benchplan.plan(v6["cluster"], v6["plan"], benchplan.options(), "run-1")
+    assert bench.router_url == "http://[::1]:8000" and "::1" in bench.env["NO_PROXY"].split(",")
     # an IPv4 cluster gets neither (its rendered files are the golden ones)
     prod = plan(load(ROOT / "inventories/prod.py"))
     assert not {"SGLANG_HOST_IP", "NCCL_SOCKET_FAMILY"} & {k for s in prod.servers for k in s.env}
@@ -331,3 +335,24 @@ def test_the_real_smg_router_on_ipv6_loopback_serves_through_bracketed_worker_ur
         assert events(log, "bootstrap_request")
     finally:
         stop(router)
+
+
+@pytest.mark.parametrize(
+    ("addr", "message"),
+    [
+        ("::1:5757", "--dist-init-addr '::1:5757': an IPv6 address must be in brackets, [::1]:5757"),
+        ("[::1]5757", "--dist-init-addr '[::1]5757' is not [IPV6]:PORT"),
+    ],
+)
+def test_the_stand_in_refuses_an_unbracketed_ipv6_dist_init_addr_as_sglang_does(tmp_path, standin, addr, message):  # noqa: F811
+    if not _ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1)")
+    args = ["--model-path", "m", "--host", "::1", "--port", str(free_port("::1")), "--nnodes", "2", "--node-rank", "1"]
+    result = subprocess.run(
+        [str(standin["python"]), "-m", "sglang.launch_server", *args, "--dist-init-addr", addr],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(SGLANG_STANDIN_LOG=str(tmp_path / "log.jsonl"), SGLANG_STANDIN_REQUIRE_MODEL_PATH="0"),
+    )
+    assert result.returncode == 1 and f"[sglang stand-in] ERROR: {message}" in result.stderr, result.stderr
