@@ -21,7 +21,7 @@ report: dict = {"node": node}
 spec = serving.server(node)
 if spec is not None:
     units = (spec.unit, spec.peer_watch_unit) if spec.nnodes > 1 else (spec.unit,)
-    health = f"http://{spec.address}:{spec.http_port}/health" if spec.serves_api else ""
+    health = f"{spec.url}/health" if spec.serves_api else ""
     report["serving"] = {
         "instance": spec.instance,
         "role": spec.role,

@@ -30,6 +30,7 @@ import re
 import shlex
 from dataclasses import asdict, dataclass, field
 
+from pdfleet import netaddr
 from pdfleet.apikeys import KEY_FILE
 from pdfleet.benchclient import CLIENT_VERSION, DATASET, RUNNER, STATE_DIR, VENV
 from pdfleet.cluster import Cluster
@@ -263,6 +264,15 @@ CLIENT_ENV = {
 }
 
 
+def client_env(router_address: str) -> dict[str, str]:
+    """CLIENT_ENV for a router reached at `router_address`: an IPv6 router's local URL is http://[::1]:PORT, so ::1
+    bypasses the proxy too (urllib and aiohttp compare the bare and the bracketed host with NO_PROXY)."""
+    env = dict(CLIENT_ENV)
+    if netaddr.is_ipv6(router_address):
+        env["NO_PROXY"] = env["no_proxy"] = f"{CLIENT_ENV['NO_PROXY']},::1,[::1]"
+    return env
+
+
 def scenario_argv(
     cluster: Cluster, serving: ServingPlan, scenario: Scenario, opts: Options, prompts: int, jsonl: str, python: str
 ) -> list[str]:
@@ -327,7 +337,7 @@ def plan(
         served_model=cluster.model.served_name,
         tokenizer=cluster.model.path,
         dataset_path=opts.dataset_path if reads_dataset else None,
-        env=dict(CLIENT_ENV),
+        env=client_env(cluster.node(cluster.router.node).address),
         runs=tuple(runs),
         options=opts,
         python=python,

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pdfleet import dialects
+from pdfleet import dialects, netaddr
 from pdfleet.cluster import Cluster
 from pdfleet.replaceplan import Refused, _replace_on_line, _validated, inventory_diff
 from pdfleet.yamlsource import SourceList, load_yaml
@@ -126,7 +126,7 @@ def plan_blue_green(cluster: Cluster, path: Path, version: str) -> BlueGreen:
         instances=tuple(i.name for i in cluster.instances),
         old_text=text,
         new_text=new_text,
-        router_url=f"http://{router.address}:{after.router.port}",
+        router_url=netaddr.url(router.address, after.router.port),
     )
 
 

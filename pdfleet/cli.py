@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from pdfleet import __version__, drysummary
+from pdfleet import __version__, drysummary, netaddr
 from pdfleet.cluster import Cluster
 from pdfleet.errors import InventoryError
 from pdfleet.inventory import display_path, load, yaml_for
@@ -117,7 +117,7 @@ def check(inventory: str, sglang_version: str | None) -> None:
                 str(inst.ep),
                 str(inst.ports.http),
                 str(inst.ports.bootstrap) if inst.role == "prefill" else "-",
-                f"{head.address}:{inst.ports.dist_init}" if inst.nnodes > 1 else "-",
+                netaddr.host_port(head.address, inst.ports.dist_init) if inst.nnodes > 1 else "-",
             ]
         )
     click.echo(_table(rows))
@@ -125,7 +125,7 @@ def check(inventory: str, sglang_version: str | None) -> None:
     router = cluster.router
     host = cluster.node(router.node)
     click.echo(
-        f"router: smg {router.version} on {router.node}, http://{host.address}:{router.port} "
+        f"router: smg {router.version} on {router.node}, {netaddr.url(host.address, router.port)} "
         f"(metrics :{router.prometheus_port}), prefill policy {router.prefill_policy}, "
         f"decode policy {router.decode_policy}"
     )

@@ -451,6 +451,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     _check_topology(cluster, problems)
     _check_network(cluster, overrides, problems)
     _check_ports(cluster, problems)
+    _check_address_families(cluster, problems)
     return cluster
 
 
@@ -851,6 +852,36 @@ def _check_ports(cluster: Cluster, problems: Problems) -> None:
             )
         else:
             taken[port] = what
+
+
+def _check_address_families(cluster: Cluster, problems) -> None:
+    """IPv4 and IPv6 node addresses do not mix: each node's servers listen on its own address's family only
+    (SGLang and smg on 0.0.0.0 or ::, the share on the address itself) and every node reaches the others at the
+    inventory's addresses (router to workers, decode to the prefill's bootstrap server, ranks to the dist-init
+    address, NCCL with one NCCL_SOCKET_FAMILY, peers to the share). A link-local or scoped IPv6 address names a
+    different place on every node: refused too."""
+    first: Node | None = None
+    for node in cluster.nodes:
+        try:
+            ip = ipaddress.ip_address(node.address)
+        except ValueError:
+            continue  # a host name: the validator said what it accepts
+        where, expected = f"node '{node.name}'", "a global or unique-local IPv6 address (fd00::/8 ...)"
+        if ip.version == 6 and (ip.is_link_local or ip.scope_id):
+            problems.add(node.line, where, "address", repr(node.address), expected + ", not a link-local or scoped one")
+            continue
+        if first is None:
+            first = node
+        elif ipaddress.ip_address(first.address).version != ip.version:
+            problems.add(
+                node.line,
+                where,
+                "address",
+                f"IPv{ip.version} address {node.address!r} (node '{first.name}' has IPv{6 if ip.version == 4 else 4} "
+                f"address {first.address!r})",
+                f"every node's address of one family, IPv{6 if ip.version == 4 else 4} like node '{first.name}' "
+                "(each node listens on its own family only)",
+            )
 
 
 __all__ = [

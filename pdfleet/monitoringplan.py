@@ -19,6 +19,7 @@ import yaml
 
 from pdfleet.cluster import Cluster
 from pdfleet.hostplan import Pin
+from pdfleet.netaddr import host_port
 
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 PROMETHEUS_DEFAULTS = "/etc/default/prometheus"  # Debian/Ubuntu's unit reads $ARGS from it
@@ -47,10 +48,6 @@ class Target:
     job: str
     address: str  # host:port
     labels: dict
-
-
-def host_port(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _node_labels(cluster: Cluster, node: str) -> dict:

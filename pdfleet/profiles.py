@@ -12,6 +12,7 @@ transfer over the node's HCAs.
 
 from __future__ import annotations
 
+from pdfleet import netaddr
 from pdfleet.cluster import Cluster, Instance, Node
 from pdfleet.options import Opt, opt
 
@@ -34,7 +35,7 @@ def deepseek_v32_opts(cluster: Cluster, instance: Instance, rank: int, node: Nod
     prefill = instance.role == "prefill"
     opts = [
         opt("--model-path", model.path),
-        opt("--host", "0.0.0.0"),
+        opt("--host", netaddr.wildcard(node.address)),
         opt("--port", instance.ports.http),
         opt("--trust-remote-code"),
         opt("--served-model-name", model.served_name),
@@ -81,7 +82,7 @@ def deepseek_v32_opts(cluster: Cluster, instance: Instance, rank: int, node: Nod
         opts += [
             opt("--nnodes", instance.nnodes),
             opt("--node-rank", rank),
-            opt("--dist-init-addr", f"{head.address}:{instance.ports.dist_init}"),
+            opt("--dist-init-addr", netaddr.host_port(head.address, instance.ports.dist_init)),
         ]
     opts.append(opt("--enable-metrics"))
     if instance.dp > 1 and instance.tp // instance.dp > 1:
@@ -112,7 +113,7 @@ def fabric_env(cluster: Cluster, node: Node) -> dict[str, str]:
     gid = str(cluster.network.gid_index)
     iface = node.management_interface
     hcas = ",".join(node.hcas)
-    return {
+    env = {
         # '=' asks NCCL for exact names: plain 'mlx5_1' would also match mlx5_10 and mlx5_11 (NCCL env docs).
         "NCCL_IB_HCA": f"={hcas}",
         "NCCL_IB_TC": tc,
@@ -127,6 +128,15 @@ def fabric_env(cluster: Cluster, node: Node) -> dict[str, str]:
         # Mooncake logs "GID is NULL" and fails every transfer on RoCE unless told the GID (SGLang PR #30737).
         "MC_GID_INDEX": gid,
     }
+    if netaddr.is_ipv6(node.address):
+        # A node reached over IPv6. SGLang takes the address its KV sender and receiver advertise to Mooncake and
+        # its peers from SGLANG_HOST_IP before guessing one (get_local_ip_auto in sglang/srt/utils/common.py of
+        # 0.5.6.post2, sglang/srt/utils/network.py of 0.5.23; called by disaggregation/common/conn.py): the guess
+        # tries IPv4 first. NCCL's bootstrap and socket transport pick an interface address of either family
+        # unless told which (NCCL_SOCKET_FAMILY, NCCL's environment variables). IPv4 nodes get neither, as before.
+        env["SGLANG_HOST_IP"] = node.address
+        env["NCCL_SOCKET_FAMILY"] = "AF_INET6"
+    return env
 
 
 PROFILES = {"deepseek-v3.2": deepseek_v32_opts}

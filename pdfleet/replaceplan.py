@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pdfleet import netaddr
 from pdfleet.cluster import Cluster, load_cluster
 from pdfleet.errors import InventoryError
 from pdfleet.yamlsource import SourceList, load_yaml
@@ -225,7 +226,7 @@ def plan_replacement(cluster: Cluster, path: Path, old: str, new: str, allow_out
         moves=tuple(moves),
         old_text=text,
         new_text=new_text,
-        router_url=f"http://{router.address}:{after.router.port}",
+        router_url=netaddr.url(router.address, after.router.port),
     )
 
 

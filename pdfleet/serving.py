@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from pdfleet import apikeys, dialects
+from pdfleet import apikeys, dialects, netaddr
 from pdfleet.cluster import Cluster, Instance, Node
 from pdfleet.profiles import PD_ENV, PROFILES, fabric_env
 from pdfleet.runtimeplan import serving_venv
@@ -92,6 +92,17 @@ class ServerSpec:
         return peer_watch_unit_name(self.instance)
 
     @property
+    def url(self) -> str:
+        """This node's HTTP port as other nodes reach it."""
+        return netaddr.url(self.address, self.http_port)
+
+    @property
+    def local_url(self) -> str:
+        """The same port as this node's own probes reach it: the loopback of its address's family (the server
+        listens on that family's wildcard)."""
+        return netaddr.url(netaddr.loopback(self.address), self.http_port)
+
+    @property
     def serves_api(self) -> bool:
         """Only node rank 0 runs the tokenizer and HTTP API; other ranks answer a health stub on the same port."""
         return self.rank == 0
@@ -145,7 +156,7 @@ class ServingPlan:
     def peer_watch_argv(self, host: str) -> tuple[str, ...]:
         """The peer watch of a rank of a multi-node instance: the other ranks' /health, probed from here."""
         spec = self.server(host)
-        peers = [f"http://{s.address}:{s.http_port}/health" for s in self.ranks(spec.instance) if s.host != host]
+        peers = [f"{s.url}/health" for s in self.ranks(spec.instance) if s.host != host]
         watch = self.cluster.peer_watch
         argv = ["/usr/bin/python3", PEER_WATCH, "--unit", spec.unit]
         for peer in peers:
@@ -319,11 +330,12 @@ def _router_spec(cluster: Cluster) -> RouterSpec:
     request until it closes); file discovery (`--discovery-provider file`) takes no per-worker settings.
     """
     router = cluster.router
+    host = cluster.node(router.node)
     health, breaker, retries = router.health, router.circuit_breaker, router.retries
     args: list[str] = [
         "--pd-disaggregation",
         "--host",
-        "0.0.0.0",
+        netaddr.wildcard(host.address),
         "--port",
         str(router.port),
         "--prefill-policy",
@@ -360,11 +372,10 @@ def _router_spec(cluster: Cluster) -> RouterSpec:
         "--shutdown-grace-period-secs",
         str(router.shutdown_grace_secs),
         "--prometheus-host",
-        "0.0.0.0",
+        netaddr.wildcard(host.address),
         "--prometheus-port",
         str(router.prometheus_port),
     ]
-    host = cluster.node(router.node)
     load_path = dialects.DIALECTS[cluster.sglang_version].load_path
     workers = tuple(_router_worker(cluster, instance, load_path) for instance in _router_order(cluster))
     # smg takes the client key only as an argument: the unit's root-only EnvironmentFile gives the variable
@@ -375,9 +386,9 @@ def _router_spec(cluster: Cluster) -> RouterSpec:
         argv=(f"{router.venv}/bin/smg", "launch", *args, *key_args),
         key_args=key_args,
         key_env_file=apikeys.ROUTER_ENV if keys else "",
-        url=f"http://{host.address}:{router.port}",
+        url=netaddr.url(host.address, router.port),
         router_args=tuple(args),
-        local_url=f"http://127.0.0.1:{router.port}",
+        local_url=netaddr.url(netaddr.loopback(host.address), router.port),
         workers=workers,
         stop_timeout=router.shutdown_grace_secs + 30,
     )
@@ -396,7 +407,7 @@ def _router_order(cluster: Cluster) -> list[Instance]:
 def _router_worker(cluster: Cluster, instance: Instance, load_path: str) -> RouterWorker:
     head = cluster.node(instance.head)
     breaker = cluster.router.circuit_breaker
-    url = f"http://{head.address}:{instance.ports.http}"
+    url = netaddr.url(head.address, instance.ports.http)
     # Only rank 0 serves the API; higher ranks answer a health stub and must never receive traffic.
     spec: dict = {"url": url, "worker_type": instance.role}
     # smg pairs a prefill and a decode only when their explicit protocols agree: two SGLang versions (whose KV

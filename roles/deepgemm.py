@@ -20,6 +20,7 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, FunctionCommand, StringCommand, operation
 from pyinfra.facts.files import Sha1File
 
+from pdfleet import netaddr
 from pdfleet.runtimeplan import sets_to_remove
 from pdfleet.weightsplan import CACHE_MODULE, CACHE_STAMP
 
@@ -35,7 +36,7 @@ _NOT_YET_CODES = "23|24"
 
 def cache_url(address: str, port: int, cache: str) -> str:
     """A peer's cache for the same key, through its share: the same directory name under the share's root."""
-    return f"rsync://{address}:{port}/{CACHE_MODULE}/{posixpath.basename(cache.rstrip('/'))}/"
+    return f"rsync://{netaddr.host_port(address, port)}/{CACHE_MODULE}/{posixpath.basename(cache.rstrip('/'))}/"
 
 
 def copy_script(
@@ -62,7 +63,7 @@ def copy_script(
     q = shlex.quote
     seen = f"{scratch}/deep-gemm-{source}.key"
     error = f"{scratch}/deep-gemm-copy.err"
-    where = f"the DeepGEMM cache's source {source} ({address}:{port})"
+    where = f"the DeepGEMM cache's source {source} ({netaddr.host_port(address, port)})"
     silent_for = f"{where} did not answer for {silent_seconds} s"
     if compile_alone:
         message = q(f"pdfleet: {silent_for}; this node compiles its own cache when its server starts")

@@ -112,11 +112,11 @@ def gate(timeout: int):
     # The router probes every worker's /health every few seconds: the workers it reports ready are healthy. SGLang's
     # /health runs a one-token generation (about a second): the others are asked at once, and only those not
     # healthy yet are waited for, one by one.
-    urls = [f"http://{spec.address}:{spec.http_port}" for spec in heads]
+    urls = [spec.url for spec in heads]
     healthy = _ready_in_router(serving.router.local_url) & set(urls)
     healthy |= {url.removesuffix("/health") for url in _healthy_now([f"{u}/health" for u in urls if u not in healthy])}
     for spec in heads:
-        url = f"http://{spec.address}:{spec.http_port}/health"
+        url = f"{spec.url}/health"
         if url.removesuffix("/health") in healthy:
             logger.info(f"{host.print_prefix}health gate | {spec.instance}: healthy")
             continue

@@ -242,7 +242,7 @@ def _instance_back(state, host, wave: Wave, number: int) -> None:
         _run(spec.host, f"systemctl reset-failed {shlex.quote(spec.unit)} 2>/dev/null; systemctl start --no-block "
              f"{shlex.quote(spec.unit)}", f"start of {spec.unit}")  # fmt: skip
     head = ranks[0]
-    url = f"http://{head.address}:{head.http_port}/health_generate"
+    url = f"{head.url}/health_generate"
     timeout = serving.cluster.start_timeout
     rebooted = time.monotonic()
     _wait_healthy(wave.instance, [(s.host, s.unit) for s in ranks], url, timeout)

@@ -364,7 +364,7 @@ def cutover_served(instances: list[tuple[str, list[tuple[str, str]]]], change: s
     health = {}
     for name, ranks in instances:
         spec = serving.server(ranks[0][0])
-        health[name] = f"http://{spec.address}:{spec.http_port}/health_generate"
+        health[name] = f"{spec.url}/health_generate"
     yield FunctionCommand(
         _cutover_serve,
         (instances, serving.router.host, health, serving.cluster.start_timeout, change),
@@ -398,7 +398,7 @@ def instance_step(
     serving = common.serving_plan()
     cluster = serving.cluster
     spec = serving.server(ranks[0][0])
-    health_url = f"http://{spec.address}:{spec.http_port}/health_generate"
+    health_url = f"{spec.url}/health_generate"
     router = serving.router.host
     if kind == "refuse":
         yield StringCommand("false")  # --dry shows it as a change; a real run stopped before (restarts())

@@ -278,7 +278,7 @@ def keyed_cluster(standin, tmp_path_factory):  # noqa: F811
             procs.append(node["proc"])
         for node in nodes:
             wait_http(int(node["values"]["--port"]), "/health", procs)
-        yield {"nodes": nodes, "work": work, "plan": serving, "procs": procs, "env": env}
+        yield {"nodes": nodes, "work": work, "plan": serving, "procs": procs, "env": env, "loopback": LOOPBACK}
     finally:
         for node in sorted(nodes, key=lambda n: n["spec"].rank):
             stop(node["proc"])

@@ -72,6 +72,9 @@ def test_every_rank_and_exporter_is_a_target_labelled_with_the_inventorys_names(
 
 def test_a_spare_is_labelled_spare_and_an_ipv6_address_gets_brackets(tmp_path):
     def change(doc):
+        # addresses of one family (a cluster mixing IPv4 and IPv6 is refused): every node's moves to IPv6
+        for node in doc["nodes"]:
+            node["address"] = node["address"].replace("10.10.0.", "fd00:10::")
         doc["nodes"].append({"name": "spare-0", "address": "fd00:10::15"})
 
     cluster = load_cluster(edited(tmp_path, change))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from pdfleet import netaddr
 from pdfleet.inventory import load
 from pdfleet.onhost import router_members
 from pdfleet.render import members_file
@@ -47,9 +48,9 @@ LOOPBACK = "127.0.0.1"
 # helpers
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -71,9 +72,15 @@ def clean_env(**extra: str) -> dict:
 
 
 def http(
-    method: str, port: int, path: str, body=None, timeout: float = 10.0, key: str | None = None
+    method: str,
+    port: int,
+    path: str,
+    body=None,
+    timeout: float = 10.0,
+    key: str | None = None,
+    host: str = LOOPBACK,
 ) -> tuple[int, bytes]:
-    conn = HTTPConnection(LOOPBACK, port, timeout=timeout)
+    conn = HTTPConnection(host, port, timeout=timeout)
     try:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -94,6 +101,7 @@ def wait_http(
     status: int = 200,
     until=None,
     key: str | None = None,
+    host: str = LOOPBACK,
 ):
     """Poll until the answer has `status` (and `until(body)` holds, when given)."""
     deadline = time.monotonic() + timeout
@@ -102,13 +110,14 @@ def wait_http(
         for proc in procs:
             assert proc.poll() is None, f"{proc.args[:4]}... exited with {proc.returncode}: {_output(proc)}"
         try:
-            last = http("GET", port, path, timeout=2, key=key)
+            last = http("GET", port, path, timeout=2, key=key, host=host)
             if last[0] == status and (until is None or until(last[1])):
                 return last
         except OSError as exc:
             last = exc
         time.sleep(0.1)
-    raise AssertionError(f"GET 127.0.0.1:{port}{path} did not answer {status} within {timeout} s: {last!r}")
+    where = netaddr.host_port(host, port)
+    raise AssertionError(f"GET {where}{path} did not answer {status} within {timeout} s: {last!r}")
 
 
 def _output(proc: subprocess.Popen) -> str:
@@ -345,18 +354,22 @@ def test_missing_model_path_fails_like_sglang(tmp_path, standin):
 @pytest.fixture(scope="module")
 def prod_cluster(standin, tmp_path_factory):
     """pdfleet's prod command lines (2 prefills, a 2-node decode), values moved to loopback ports, all running."""
-    work = tmp_path_factory.mktemp("prod")
+    yield from run_cluster(standin, tmp_path_factory.mktemp("prod"), plan(load(PROD)), LOOPBACK)
+
+
+def run_cluster(standin: dict, work: Path, serving, loopback: str):
+    """Every node of `serving` as a stand-in on `loopback` (127.0.0.1 or ::1), each on its own ports; the addresses
+    moved there as pdfleet writes them (an IPv6 --dist-init-addr in brackets)."""
     log = work / "standin.jsonl"
-    serving = plan(load(PROD))
-    dist_port = free_port()
+    dist_port = free_port(loopback)
     nodes = []
     for spec in serving.servers:
         args = list(spec.server_args)
-        values = {"--host": LOOPBACK, "--port": str(free_port())}
+        values = {"--host": loopback, "--port": str(free_port(loopback))}
         if "--disaggregation-bootstrap-port" in args:
-            values["--disaggregation-bootstrap-port"] = str(free_port())
+            values["--disaggregation-bootstrap-port"] = str(free_port(loopback))
         if "--dist-init-addr" in args:
-            values["--dist-init-addr"] = f"{LOOPBACK}:{dist_port}"
+            values["--dist-init-addr"] = netaddr.host_port(loopback, dist_port)
         nodes.append({"spec": spec, "args": replace_values(args, values), "values": values})
     env = clean_env(
         SGLANG_STANDIN_LOG=str(log),
@@ -370,8 +383,16 @@ def prod_cluster(standin, tmp_path_factory):
             node["proc"] = start(argv, env, work, node["spec"].host)
             procs.append(node["proc"])
         for node in nodes:
-            wait_http(int(node["values"]["--port"]), "/health", procs)
-        yield {"nodes": nodes, "log": log, "work": work, "plan": serving, "procs": procs, "env": env}
+            wait_http(int(node["values"]["--port"]), "/health", procs, host=loopback)
+        yield {
+            "nodes": nodes,
+            "log": log,
+            "work": work,
+            "plan": serving,
+            "procs": procs,
+            "env": env,
+            "loopback": loopback,
+        }
     finally:
         # rank 0s first: a rank >= 1 then stops on rank 0's shutdown broadcast, as in SGLang
         for node in sorted(nodes, key=lambda n: n["spec"].rank):
@@ -443,15 +464,15 @@ def start_router(prod_cluster: dict, smg: Path, name: str, key: str | None = Non
     router's node; returns (process, port, /readiness body) once all three workers are healthy. With `key`: the
     router takes it as its client key (`--api-key`, as its unit's EnvironmentFile gives it) and the agent reads it
     from a 0600 file named by the membership, as on the router's node; without, no API keys."""
-    nodes, work = prod_cluster["nodes"], prod_cluster["work"]
-    by_url = {f"http://{n['spec'].address}:{n['spec'].http_port}": n for n in nodes if n["spec"].rank == 0}
-    router_port, metrics_port = free_port(), free_port()
+    nodes, work, loopback = prod_cluster["nodes"], prod_cluster["work"], prod_cluster["loopback"]
+    by_url = {n["spec"].url: n for n in nodes if n["spec"].rank == 0}
+    router_port, metrics_port = free_port(loopback), free_port(loopback)
     args = replace_values(
         list(prod_cluster["plan"].router.router_args),
         {
-            "--host": LOOPBACK,
+            "--host": loopback,
             "--port": str(router_port),
-            "--prometheus-host": LOOPBACK,
+            "--prometheus-host": loopback,
             "--prometheus-port": str(metrics_port),
         },
     )
@@ -466,17 +487,17 @@ def start_router(prod_cluster: dict, smg: Path, name: str, key: str | None = Non
         members["key_file"] = str(key_file)
     for worker in members["workers"]:
         node = by_url[worker["spec"]["url"]]
-        worker["spec"]["url"] = f"http://{LOOPBACK}:{node['values']['--port']}"
+        worker["spec"]["url"] = netaddr.url(loopback, int(node["values"]["--port"]))
         if "bootstrap_port" in worker["spec"]:
             worker["spec"]["bootstrap_port"] = int(node["values"]["--disaggregation-bootstrap-port"])
-    members["router"] = f"http://{LOOPBACK}:{router_port}"
+    members["router"] = netaddr.url(loopback, router_port)
     (work / f"{name}.members.json").write_text(router_members.members_json(members))
     router = start([str(smg), "launch", *args], prod_cluster["env"], work, name)
     try:
-        wait_http(router_port, "/workers", [router, *prod_cluster["procs"]], timeout=30, key=key)
+        wait_http(router_port, "/workers", [router, *prod_cluster["procs"]], timeout=30, key=key, host=loopback)
         pending: dict = {}
         deadline = time.monotonic() + 30
-        while len(json.loads(http("GET", router_port, "/workers", key=key)[1])["workers"]) < 3:
+        while len(json.loads(http("GET", router_port, "/workers", key=key, host=loopback)[1])["workers"]) < 3:
             assert time.monotonic() < deadline, "the agent did not register the three workers"
             router_members.apply(members, pending)
             time.sleep(0.5)
@@ -487,6 +508,7 @@ def start_router(prod_cluster: dict, smg: Path, name: str, key: str | None = Non
             [router, *prod_cluster["procs"]],
             timeout=30,
             until=lambda text: json.loads(text)["healthy_workers"] == 3,
+            host=loopback,
         )
     except BaseException:
         stop(router)

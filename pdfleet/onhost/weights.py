@@ -181,9 +181,14 @@ class Peer:
     port: int
 
     @property
-    def url(self) -> str:
+    def host_port(self) -> str:
+        """ADDRESS:PORT, an IPv6 address in brackets (as rsync:// URLs need it)."""
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"rsync://{host}:{self.port}/{MODULE}/"
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"rsync://{self.host_port}/{MODULE}/"
 
 
 @dataclass(frozen=True)
@@ -525,7 +530,7 @@ class Stager:
             except FileNotFoundError:
                 return None, "rsync is not installed on this node"
             except subprocess.TimeoutExpired:
-                return None, f"no answer from {peer.address}:{peer.port} within 60 s"
+                return None, f"no answer from {peer.host_port} within 60 s"
             if result.returncode != 0:
                 error = self._rsync_error(result)
                 if "No such file" in (result.stderr or ""):

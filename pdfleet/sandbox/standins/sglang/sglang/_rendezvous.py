@@ -23,10 +23,20 @@ class RendezvousError(Exception):
 
 
 def _split(addr: str) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":")
+    """HOST:PORT as SGLang reads --dist-init-addr: an IPv6 host in brackets ([fd00::13]:5757); a bare IPv6 address
+    (fd00::13:5757) is refused, as 0.5.23 refuses it (it cannot tell the port from the address)."""
+    if addr.startswith("["):
+        host, close, port = addr[1:].partition("]")
+        if not close or not port.startswith(":") or ":" not in host:
+            raise RendezvousError(f"--dist-init-addr {addr!r} is not [IPV6]:PORT")
+        port = port[1:]
+    else:
+        host, _, port = addr.rpartition(":")
+        if ":" in host:
+            raise RendezvousError(f"--dist-init-addr {addr!r}: an IPv6 address must be in brackets, [{host}]:{port}")
     if not host or not port.isdigit():
         raise RendezvousError(f"--dist-init-addr {addr!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
+    return host, int(port)
 
 
 class Rendezvous:

@@ -252,7 +252,9 @@ class Engine:
             last = ""
             while True:
                 try:
-                    conn = http.client.HTTPConnection(host, port, timeout=2)
+                    # smg names an IPv6 prefill [ADDRESS], as its worker URL does; SGLang's decode puts it in a
+                    # URL as is (0.5.6.post2) or strips the brackets (0.5.23's NetworkAddress)
+                    conn = http.client.HTTPConnection(host.strip("[]"), port, timeout=2)
                     try:
                         conn.request("GET", f"/route?{LAYOUT_QUERY}")
                         response = conn.getresponse()
