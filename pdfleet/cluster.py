@@ -478,14 +478,14 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     )
     if monitoring.enabled and monitoring.dcgm_exporter == "container" and runtime.kind != "container":
         problems.add(
-            None,
+            _place(top.data, "monitoring", "dcgm_exporter", cluster)[0],
             "monitoring",
             "dcgm_exporter",
             f"container with runtime kind {runtime.kind!r} (no container engine on the nodes)",
             "package, or runtime kind container",
         )
-    _check_topology(cluster, problems)
-    _check_network(cluster, overrides, problems)
+    _check_topology(cluster, problems, top.line_of("instances"))
+    _check_network(cluster, overrides, problems, top.data)
     _check_ports(cluster, problems, top.data)
     return cluster
 
@@ -551,6 +551,7 @@ def _read_nodes(top, problems, gpus, gpu_model, iface, hcas, nvswitch) -> tuple[
         seen_names[name] = s.line
         if address:
             same = ipaddress.ip_address(address)
+            same = getattr(same, "ipv4_mapped", None) or same  # ::ffff:10.0.0.1 is 10.0.0.1
             if same in seen_addresses:
                 s.error("address", repr(address), f"a unique address (node '{seen_addresses[same]}' has it)")
             else:
@@ -803,13 +804,13 @@ def _read_router(top: Section, node_by_name, known) -> Router:
     return router
 
 
-def _check_topology(cluster: Cluster, problems: Problems) -> None:
+def _check_topology(cluster: Cluster, problems: Problems, line: int | None) -> None:
     prefills = [i for i in cluster.instances if i.role == "prefill"]
     decodes = [i for i in cluster.instances if i.role == "decode"]
     roles_read = cluster.instances and all(i.role is not None for i in cluster.instances)
     if roles_read and (not prefills or not decodes):
         problems.add(
-            None,
+            line,
             "instances",
             "role",
             f"{len(prefills)} prefill and {len(decodes)} decode instances",
@@ -850,7 +851,7 @@ def _check_topology(cluster: Cluster, problems: Problems) -> None:
             )
 
 
-def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
+def _check_network(cluster: Cluster, overrides, problems: Problems, data) -> None:
     wanted = {"traffic_class": cluster.network.traffic_class, "gid_index": cluster.network.gid_index}
     if None in wanted.values():
         return
@@ -865,13 +866,13 @@ def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
                     str(value),
                     f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value",
                 )
-            envs = [("env", cluster.env)] + [(f"instance '{i.name}' env", i.env) for i in cluster.instances]
+            envs = [("inventory", cluster.env)] + [(f"instance '{i.name}'", i.env) for i in cluster.instances]
             for where, env in envs:
                 if var in env and env[var] != str(wanted[key]):
                     problems.add(
-                        None,
+                        _place(data, where, f"env.{var}", cluster)[0],
                         where,
-                        var,
+                        f"env.{var}",
                         repr(env[var]),
                         f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value",
                     )
@@ -929,8 +930,12 @@ def _place(data, where: str, field_name: str, cluster: Cluster) -> tuple[int | N
     line is that of the nearest enclosing mapping, and the value is a default)."""
     if where.startswith("instance '"):
         name = where[len("instance '") : -1]
-        index = next(i for i, instance in enumerate(cluster.instances) if instance.name == name)
+        index = next((i for i, instance in enumerate(cluster.instances) if instance.name == name), None)
+        if index is None:
+            return None, False
         path: list = ["instances", index, *field_name.split(".")]
+    elif where == "inventory":
+        path = field_name.split(".")
     else:
         path = [where, *field_name.split(".")]
     line, node = None, data

@@ -52,6 +52,24 @@ def find(data: Any, file: str) -> tuple[list[Problem], set[int], list[str]]:
     texts: list[str] = []
     seen: set[tuple] = set()
     for path, value, line in _walk(data, ()):
+        if isinstance(path[-1], str) and (HF_TOKEN_RE.search(path[-1]) or API_KEY_RE.search(path[-1])):
+            # pasted where a key belongs: the field's name is the secret, so the message names its parent
+            where, field = describe(data, path[:-1]) if len(path) > 1 else ("inventory", "-")
+            found = "a Hugging Face token (not shown)" if HF_TOKEN_RE.search(path[-1]) else "an API key (not shown)"
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    where,
+                    field,
+                    f"{found} as a key",
+                    HUB_FIELDS if "token" in found.lower() else KEY_FIELDS,
+                )
+            )
+            texts.append(path[-1])
+            if line:
+                lines.add(line)
+            continue
         texts_here = [v for v in _strings(value)]
         found = expected = None
         if any(HF_TOKEN_RE.search(v) for v in texts_here):

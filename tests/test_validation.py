@@ -204,7 +204,8 @@ def test_env_that_contradicts_the_traffic_class(tmp_path):
     instance(doc, "decode")["env"] = {"NVSHMEM_IB_TRAFFIC_CLASS": 16}
     [problem] = problems_of(tmp_path, doc)
     assert problem == (
-        "bad.yaml: instance 'decode' env: field 'NVSHMEM_IB_TRAFFIC_CLASS': found '16', expected 98 "
+        f"bad.yaml:{line_of(tmp_path, 'NVSHMEM_IB_TRAFFIC_CLASS')}: instance 'decode': field "
+        "'env.NVSHMEM_IB_TRAFFIC_CLASS': found '16', expected 98 "
         "(network.traffic_class): NCCL, NVSHMEM and Mooncake must use one value"
     )
 
