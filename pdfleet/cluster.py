@@ -605,6 +605,8 @@ def _read_instances(top, problems, node_by_name, known) -> tuple[Instance, ...]:
                 check=lambda v: 1 <= v <= 65535 - max(DIST_INIT_PORT_OFFSETS),
             ),
         )
+        if ports.dist_init == 5757 and ports_s.has("dist_init") and ports_s.data["dist_init"] != 5757:
+            ports = replace(ports, dist_init=None)  # refused: its default would only bring collisions of its own
         ports_s.finish()
         instance = Instance(
             name=name,
@@ -969,7 +971,13 @@ def _check_ports(cluster: Cluster, problems: Problems, data) -> None:
         line, written = _place(data, where, field_name, cluster)
         other_line, other_written = _place(data, other_where, other_field, cluster)
         if other_written and not written:  # the other was written, this one is a default: blame the written one
-            where, field_name, line, what, other_what = other_where, other_field, other_line, other_what, what
+            (where, field_name, line, what), (other_where, other_field, other_line, other_what) = (
+                (other_where, other_field, other_line, other_what),
+                (where, field_name, line, what),
+            )
+            written, other_written = True, False
+        if not other_written and not other_where.startswith("instance"):
+            other_what = f"{other_what} ({other_where}.{other_field} by default)"  # what the person may change
         key = (where, field_name)
         if key in reported:
             reported[key][1] += 1

@@ -152,7 +152,10 @@ class Section:
         )
 
     def port(self, key: str, default: Any = _MISSING, required: bool = False) -> Any:
-        return self.integer(key, default, required, lo=1, hi=65535)
+        """A port; None when the one written is refused (its default would only bring collisions of its own)."""
+        before = len(self.problems.items)
+        value = self.integer(key, default, required, lo=1, hi=65535)
+        return None if key in self.data and len(self.problems.items) > before else value
 
     def boolean(self, key: str, default: Any = _MISSING) -> Any:
         return self.get(key, bool, default)
