@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
-from pdfleet import dialects
+from pdfleet import dialects, pastedsecrets
 from pdfleet.errors import InventoryError, Problem
 from pdfleet.hostconfig import HostConfig, read_host_config
 from pdfleet.monitoringconfig import Monitoring, read_monitoring_config
@@ -264,12 +264,34 @@ class Cluster:
         return replace(self, sglang_version=version)
 
 
-def _is_address(value: str) -> bool:
+HOST_NAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+def _address_problem(value) -> tuple[str, str] | None:
+    """None for an IP address (v4 or v6), else (found, expected). Node addresses must be addresses, not host
+    names: the firewall's rules, SGLang's dist-init address and the router's worker URLs are written with them."""
+    if not isinstance(value, str):
+        return show(value), "an IP address (v4 or v6) like 10.10.0.11"
     try:
         ipaddress.ip_address(value)
-        return True
+        return None
     except ValueError:
-        return bool(re.match(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$", value))
+        pass
+    if "/" in value:
+        return repr(value), "an IP address without a /prefix (a node address is one host, like 10.10.0.11)"
+    host, _, port = value.rpartition(":")
+    if port.isdigit() and re.match(r"^[0-9.]+$", host) or (host.startswith("[") and host.endswith("]")):
+        return repr(value), "an IP address without a port, like 10.10.0.11 (ssh.port sets the SSH port)"
+    if re.match(r"^[0-9.]+$", value):
+        return repr(value), "an IPv4 address: four numbers from 0 to 255, like 10.10.0.11"
+    if ":" in value:
+        return repr(value), "an IPv6 address like fd00::11"
+    if HOST_NAME_RE.match(value):
+        return (
+            f"{value!r} (a host name)",
+            "an IP address (v4 or v6), not a host name: the firewall, dist-init and worker URLs need addresses",
+        )
+    return repr(value), "an IP address (v4 or v6) like 10.10.0.11"
 
 
 def _absolute(value: str) -> bool:
@@ -283,6 +305,13 @@ def load_cluster(path: str | Path, display_name: str | None = None) -> Cluster:
     data = load_yaml(path, name)
     problems = Problems(name)
     cluster = _read_cluster(Section(data, "inventory", problems), problems, name)
+    secrets, secret_lines, secret_texts = pastedsecrets.find(data, name)
+    if secrets:
+        # Problems on a secret's line follow from it (an unknown `token:`, a token where a name belongs) and
+        # might quote it: the secret's own problem replaces them.
+        problems.items = [
+            p for p in problems.items if p.line not in secret_lines and not any(text in str(p) for text in secret_texts)
+        ] + secrets
     if problems.items:
         raise InventoryError(problems.items)
     assert cluster is not None
@@ -313,13 +342,24 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         "management_interface", str, None, expected="an interface name", check=lambda v: bool(IFACE_RE.match(v))
     )
     default_hcas = defaults.string_list(  # RDMA HCAs for Mooncake, NCCL and NVSHMEM, in GPU order
-        "hcas", (), check=lambda v: bool(HCA_RE.match(v)), expected="a list of HCA names like mlx5_0"
+        "hcas",
+        None,
+        check=lambda v: bool(HCA_RE.match(v)),
+        expected="a list of HCA names like mlx5_0",
+        item="an HCA name like mlx5_0",
+        unique="HCA",
     )
+    if default_hcas is None and not defaults.has("hcas"):
+        default_hcas = ()  # None: given but unreadable (reported), so nodes' HCAs are not checked again
     default_nvswitch = defaults.boolean("nvswitch", True)  # HGX boards: the fabric manager must run
     defaults.finish()
 
-    nodes = _read_nodes(top, problems, default_gpus, default_gpu_model, default_iface, default_hcas, default_nvswitch)
+    nodes, nodes_complete = _read_nodes(
+        top, problems, default_gpus, default_gpu_model, default_iface, default_hcas, default_nvswitch
+    )
     node_by_name = {n.name: n for n in nodes}
+    # A reference to a node that is not there is its own problem only when every node could be read.
+    known = node_by_name if nodes_complete else None
 
     net_s = top.section("network", "network", required=True)
     network = Network(
@@ -338,7 +378,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
 
     cluster_env = top.string_map("env")  # extra environment for every serving process
 
-    instances = _read_instances(top, problems, node_by_name)
+    instances = _read_instances(top, problems, node_by_name, known)
 
     model_s = top.section("model", "model", required=True)
     model_path = model_s.string("path", required=True)
@@ -355,7 +395,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         "verify", str, "sizes", expected="sizes or checksums", check=lambda v: v in ("sizes", "checksums")
     )
     seed = model_s.string("seed", nodes[0].name if nodes else None)  # the one node that downloads from the hub
-    if seed is not None and nodes and seed not in node_by_name:
+    if seed is not None and known and seed not in node_by_name:
         model_s.error("seed", repr(seed), f"a node listed under nodes: {', '.join(n.name for n in nodes)}")
     model = Model(
         profile=model_s.get(  # serving recipe: flags and environment for this model
@@ -366,7 +406,7 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
         path=model_path,
         served_name=model_s.string("served_name", "DeepSeek-V3.2"),  # model name clients send
         endpoint=endpoint,
-        token_env=model_s.name("token_env", "HF_TOKEN"),  # environment variable holding the hub token, if any
+        token_env=model_s.env_name("token_env", "HF_TOKEN"),  # environment variable holding the hub token, if any
         token_file=model_s.string("token_file", None),  # or a root-only file holding it (relative to this file)
         checksums=verify_mode == "checksums",
         seed=seed,
@@ -406,10 +446,10 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     share_s.finish()
 
     runtime = _read_runtime(top)
-    router = _read_router(top, node_by_name)
+    router = _read_router(top, node_by_name, known)
     host = read_host_config(top)
     verify = read_verify_config(top)
-    monitoring = read_monitoring_config(top, tuple(node_by_name))
+    monitoring = read_monitoring_config(top, tuple(known or ()))
     security = read_security_config(top)
 
     top.finish()
@@ -442,34 +482,51 @@ def _read_cluster(top: Section, problems: Problems, file: str) -> Cluster | None
     )
     if monitoring.enabled and monitoring.dcgm_exporter == "container" and runtime.kind != "container":
         problems.add(
-            None,
+            _place(top.data, "monitoring", "dcgm_exporter", cluster)[0],
             "monitoring",
             "dcgm_exporter",
             f"container with runtime kind {runtime.kind!r} (no container engine on the nodes)",
             "package, or runtime kind container",
         )
-    _check_topology(cluster, problems)
-    _check_network(cluster, overrides, problems)
-    _check_ports(cluster, problems)
+    _check_topology(cluster, problems, top.line_of("instances"))
+    _check_network(cluster, overrides, problems, top.data)
+    _check_ports(cluster, problems, top.data)
     _check_address_families(cluster, problems)
     return cluster
 
 
-def _read_nodes(top, problems, gpus, gpu_model, iface, hcas, nvswitch) -> tuple[Node, ...]:
-    raw = top.raw("nodes", required=True)
-    if raw is None:
-        return ()
+def _read_nodes(top, problems, gpus, gpu_model, iface, hcas, nvswitch) -> tuple[tuple[Node, ...], bool]:
+    """The nodes whose name could be read, once each, and whether that is every node the file lists (when it is
+    not, a reference to an unknown node may be to a refused one: it is not reported as a problem of its own)."""
+    if not top.has("nodes"):
+        top.raw("nodes", required=True)
+        return (), False
+    raw = top.raw("nodes")
     if not isinstance(raw, list) or not raw:
         top.error("nodes", show(raw), "a non-empty list of nodes")
-        return ()
+        return (), False
     nodes: list[Node] = []
+    complete = True
     seen_names: dict[str, int | None] = {}
-    seen_addresses: dict[str, str] = {}
+    seen_addresses: dict[object, str] = {}
     for index, item in enumerate(raw):
         label = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else f"#{index}"
-        s = Section(item, f"node '{label}'", problems, raw.lines[index], prefix="")
+        s = Section(item, f"node '{label}'", problems, raw.lines[index], field=f"nodes[{index}]")
         name = s.name("name", required=True)
-        address = s.string("address", required=True, expected="an IP address or host name", check=_is_address)
+        address = s.raw("address", required=True)
+        if s.has("address"):
+            wrong = _address_problem(address)
+            if wrong:
+                s.error("address", *wrong)
+                address = None
+        own_hcas = s.string_list(
+            "hcas",
+            None,
+            check=lambda v: bool(HCA_RE.match(v)),
+            expected="a list of HCA names like mlx5_0",
+            item="an HCA name like mlx5_0",
+            unique="HCA",
+        )
         node = Node(
             name=name,
             address=address,
@@ -482,46 +539,57 @@ def _read_nodes(top, problems, gpus, gpu_model, iface, hcas, nvswitch) -> tuple[
                 expected="an interface name",
                 check=lambda v: bool(IFACE_RE.match(v)),
             ),
-            hcas=s.string_list(
-                "hcas", hcas, check=lambda v: bool(HCA_RE.match(v)), expected="a list of HCA names like mlx5_0"
-            ),
+            hcas=own_hcas if s.has("hcas") else hcas,  # None: could not be read (reported once already)
             nvswitch=s.boolean("nvswitch", nvswitch),
             line=s.line,
         )
-        if node.management_interface is None:
+        if node.management_interface is None and s.ok:
             s.error("management_interface", "nothing", "an interface name here or in defaults")
         s.finish()
         if name in seen_names:
             s.error("name", repr(name), f"a unique node name (also used on line {seen_names[name]})")
-        elif name:
-            seen_names[name] = s.line
-        if address in seen_addresses:
-            s.error("address", repr(address), f"a unique address (node '{seen_addresses[address]}' has it)")
-        elif address:
-            seen_addresses[address] = name
+            complete = False
+            continue
+        if not name:
+            complete = False
+            continue
+        seen_names[name] = s.line
+        if address:
+            same = ipaddress.ip_address(address)
+            mapped = getattr(same, "ipv4_mapped", None)
+            if mapped:  # ::ffff:10.0.0.1 is node 10.0.0.1 written as IPv6: its servers would listen on the wrong family
+                s.error("address", repr(address), f"the IPv4 address itself ('{mapped}'), not IPv4-mapped IPv6")
+                nodes.append(node)
+                continue
+            if same in seen_addresses:
+                s.error("address", repr(address), f"a unique address (node '{seen_addresses[same]}' has it)")
+            else:
+                seen_addresses[same] = name
         nodes.append(node)
-    return tuple(nodes)
+    return tuple(nodes), complete
 
 
-def _read_instances(top, problems, node_by_name) -> tuple[Instance, ...]:
-    raw = top.raw("instances", required=True)
-    if raw is None:
+def _read_instances(top, problems, node_by_name, known) -> tuple[Instance, ...]:
+    if not top.has("instances"):
+        top.raw("instances", required=True)
         return ()
+    raw = top.raw("instances")
     if not isinstance(raw, list) or not raw:
         top.error("instances", show(raw), "a non-empty list of serving instances")
         return ()
     instances: list[Instance] = []
     owner: dict[str, str] = {}
-    names: set[str] = set()
+    names: dict[str, int | None] = {}
     for index, item in enumerate(raw):
         label = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else f"#{index}"
-        s = Section(item, f"instance '{label}'", problems, raw.lines[index])
+        s = Section(item, f"instance '{label}'", problems, raw.lines[index], field=f"instances[{index}]")
         name = s.name("name", required=True)
         if name in names:
-            s.error("name", repr(name), "a unique instance name")
-        names.add(name)
+            s.error("name", repr(name), f"a unique instance name (also used on line {names[name]})")
+        elif name:
+            names[name] = s.line
         role = s.get("role", str, required=True, expected="prefill or decode", check=lambda v: v in ROLES)
-        members = _read_members(s, node_by_name, owner, name)
+        members, complete = _read_members(s, node_by_name, known, owner, name)
         gpus = {node_by_name[m.node].gpus for m in members if m.node in node_by_name}
         per_node = min(gpus) if gpus else 0
         if len(gpus) > 1:
@@ -536,8 +604,18 @@ def _read_instances(top, problems, node_by_name) -> tuple[Instance, ...]:
         ports = Ports(
             http=ports_s.port("http", 8055),  # HTTP API (rank 0) / health stub (other ranks)
             bootstrap=ports_s.port("bootstrap", 8998),  # PD bootstrap server on prefill rank 0
-            dist_init=ports_s.port("dist_init", 5757),  # torch.distributed rendezvous on rank 0 (+5 more)
+            # torch.distributed rendezvous on rank 0; SGLang binds the next ports too (DIST_INIT_PORT_OFFSETS)
+            dist_init=ports_s.get(
+                "dist_init",
+                int,
+                5757,
+                expected=f"an integer from 1 to {65535 - max(DIST_INIT_PORT_OFFSETS)} (SGLang also binds "
+                f"dist_init+1 to +6 and +{max(DIST_INIT_PORT_OFFSETS)})",
+                check=lambda v: 1 <= v <= 65535 - max(DIST_INIT_PORT_OFFSETS),
+            ),
         )
+        if ports.dist_init == 5757 and ports_s.has("dist_init") and ports_s.data["dist_init"] != 5757:
+            ports = replace(ports, dist_init=None)  # refused: its default would only bring collisions of its own
         ports_s.finish()
         instance = Instance(
             name=name,
@@ -552,7 +630,7 @@ def _read_instances(top, problems, node_by_name) -> tuple[Instance, ...]:
             line=s.line,
         )
         s.finish()
-        if members and per_node and tp is not None and dp is not None and ep is not None:
+        if complete and members and per_node and tp is not None and dp is not None and ep is not None:
             n = len(members)
             if tp % n or tp // n > per_node:
                 s.error("tp", str(tp), f"a multiple of {n} node(s) using at most {per_node} GPUs each (<= {total})")
@@ -564,27 +642,42 @@ def _read_instances(top, problems, node_by_name) -> tuple[Instance, ...]:
     return tuple(instances)
 
 
-def _read_members(s: Section, node_by_name, owner: dict[str, str], instance_name: str) -> tuple[Member, ...]:
-    raw = s.raw("nodes", required=True)
-    if raw is None:
-        return ()
+def _read_members(
+    s: Section, node_by_name, known, owner: dict[str, str], instance_name: str
+) -> tuple[tuple[Member, ...], bool]:
+    """The instance's members by rank, and whether every entry could be read (else rank and TP checks, which
+    would only repeat the problem, are skipped)."""
+    if not s.has("nodes"):
+        s.raw("nodes", required=True)
+        return (), False
+    raw = s.raw("nodes")
     if not isinstance(raw, list) or not raw:
         s.error("nodes", show(raw), "a non-empty list of node names (or {node, rank} mappings)")
-        return ()
+        return (), False
     members: list[Member] = []
+    complete = True
+    mine: dict[str, int] = {}
     for index, item in enumerate(raw):
         line = raw.lines[index]
         if isinstance(item, str):
             node, rank = item, index
         else:
-            m = Section(item, s.where, s.problems, line, prefix=f"nodes[{index}].")
+            m = Section(item, s.where, s.problems, line, prefix=f"nodes[{index}].", field=f"nodes[{index}]")
             node = m.string("node", required=True)
             rank = m.integer("rank", index, lo=0)
             m.finish()
             if node is None or rank is None:
+                complete = False
                 continue
         if node not in node_by_name:
-            s.error(f"nodes[{index}]", repr(node), f"a node listed under nodes: {', '.join(node_by_name)}", line)
+            complete = False
+            if known is not None:
+                listed = ", ".join(node_by_name) or "(none)"
+                s.error(f"nodes[{index}]", repr(node), f"a node listed under nodes: {listed}", line)
+            continue
+        if node in mine:
+            s.error(f"nodes[{index}]", f"node {node!r} again (already nodes[{mine[node]}])", "each node once", line)
+            complete = False
             continue
         if node in owner:
             s.error(
@@ -593,13 +686,15 @@ def _read_members(s: Section, node_by_name, owner: dict[str, str], instance_name
                 "each node in at most one instance",
                 line,
             )
+            complete = False
             continue
         owner[node] = instance_name
+        mine[node] = index
         members.append(Member(node, rank))
     ranks = sorted(m.rank for m in members)
-    if members and ranks != list(range(len(members))):
+    if complete and members and ranks != list(range(len(members))):
         s.error("nodes", f"ranks {ranks}", f"ranks 0..{len(members) - 1}, each once")
-    return tuple(sorted(members, key=lambda m: m.rank))
+    return tuple(sorted(members, key=lambda m: m.rank)), complete
 
 
 def _read_runtime(top: Section) -> Runtime:
@@ -651,10 +746,12 @@ def _read_runtime(top: Section) -> Runtime:
     return runtime
 
 
-def _read_router(top: Section, node_by_name) -> Router:
+def _read_router(top: Section, node_by_name, known) -> Router:
     r = top.section("router", "router", required=True)
     node = r.string("node", required=True)
-    if node is not None and node not in node_by_name:
+    if node is not None and node not in node_by_name and known is None:
+        node = None  # perhaps a node that was refused: reported there
+    elif node is not None and node not in node_by_name:
         r.error("node", repr(node), f"a node listed under nodes: {', '.join(node_by_name) or '(none)'}")
     policy = {"expected": f"one of {', '.join(ROUTER_POLICIES)}", "check": lambda v: v in ROUTER_POLICIES}
     # Measured under load (docs/router-resilience.md): these defaults keep a crashed prefill to the requests it
@@ -718,12 +815,13 @@ def _read_router(top: Section, node_by_name) -> Router:
     return router
 
 
-def _check_topology(cluster: Cluster, problems: Problems) -> None:
+def _check_topology(cluster: Cluster, problems: Problems, line: int | None) -> None:
     prefills = [i for i in cluster.instances if i.role == "prefill"]
     decodes = [i for i in cluster.instances if i.role == "decode"]
-    if not prefills or not decodes:
+    roles_read = cluster.instances and all(i.role is not None for i in cluster.instances)
+    if roles_read and (not prefills or not decodes):
         problems.add(
-            None,
+            line,
             "instances",
             "role",
             f"{len(prefills)} prefill and {len(decodes)} decode instances",
@@ -742,6 +840,8 @@ def _check_topology(cluster: Cluster, problems: Problems) -> None:
                 )
     for instance in cluster.instances:
         lengths = {m.node: len(cluster.node(m.node).hcas or ()) for m in instance.members}
+        if any(cluster.node(m.node).hcas is None for m in instance.members):
+            continue  # a list that could not be read, reported already
         for member in instance.members:
             node = cluster.node(member.node)
             if not node.hcas:
@@ -762,7 +862,7 @@ def _check_topology(cluster: Cluster, problems: Problems) -> None:
             )
 
 
-def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
+def _check_network(cluster: Cluster, overrides, problems: Problems, data) -> None:
     wanted = {"traffic_class": cluster.network.traffic_class, "gid_index": cluster.network.gid_index}
     if None in wanted.values():
         return
@@ -777,13 +877,13 @@ def _check_network(cluster: Cluster, overrides, problems: Problems) -> None:
                     str(value),
                     f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value",
                 )
-            envs = [("env", cluster.env)] + [(f"instance '{i.name}' env", i.env) for i in cluster.instances]
+            envs = [("inventory", cluster.env)] + [(f"instance '{i.name}'", i.env) for i in cluster.instances]
             for where, env in envs:
                 if var in env and env[var] != str(wanted[key]):
                     problems.add(
-                        None,
+                        _place(data, where, f"env.{var}", cluster)[0],
                         where,
-                        var,
+                        f"env.{var}",
                         repr(env[var]),
                         f"{wanted[key]} (network.{key}): NCCL, NVSHMEM and Mooncake must use one value",
                     )
@@ -836,22 +936,71 @@ def node_ports(cluster: Cluster, node: str) -> list[int]:
     return cluster._ports_by_node.get(node, [])
 
 
-def _check_ports(cluster: Cluster, problems: Problems) -> None:
-    bound: dict[str, dict[int, str]] = {n.name: {} for n in cluster.nodes}
-    for node, port, what, line, where, field_name in port_claims(cluster):
+def _place(data, where: str, field_name: str, cluster: Cluster) -> tuple[int | None, bool]:
+    """(line, written): where the inventory sets `field_name` of `where`, and whether it sets it at all (else the
+    line is that of the nearest enclosing mapping, and the value is a default)."""
+    if where.startswith("instance '"):
+        name = where[len("instance '") : -1]
+        index = next((i for i, instance in enumerate(cluster.instances) if instance.name == name), None)
+        if index is None:
+            return None, False
+        path: list = ["instances", index, *field_name.split(".")]
+    elif where == "inventory":
+        path = field_name.split(".")
+    else:
+        path = [where, *field_name.split(".")]
+    line, node = None, data
+    for step in path:
+        lines = getattr(node, "lines", None)
+        if isinstance(node, dict) and step in node:
+            line = lines.get(step, line)
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            line = lines[step]
+        else:
+            return line, False
+        node = node[step]
+    return line, True
+
+
+def _check_ports(cluster: Cluster, problems: Problems, data) -> None:
+    """Two services on one port of one node. The port a person wrote is blamed rather than a default it meets,
+    and one setting that collides on several nodes is reported once."""
+    bound: dict[str, dict[int, tuple[str, str, str]]] = {n.name: {} for n in cluster.nodes}
+    reported: dict[tuple[str, str], list] = {}
+    for node, port, what, _line, where, field_name in port_claims(cluster):
         if port is None or node not in bound:
             continue
         taken = bound[node]
-        if port in taken:
-            problems.add(
-                line,
-                where,
-                field_name,
-                f"port {port} on node '{node}', already used by {taken[port]}",
-                "a port no other service of that node uses",
+        if port not in taken:
+            taken[port] = (what, where, field_name)
+            continue
+        other_what, other_where, other_field = taken[port]
+        if (other_where, other_field) == (where, field_name):
+            continue  # one setting twice on a node (a single-node instance's head): not a collision
+        line, written = _place(data, where, field_name, cluster)
+        other_line, other_written = _place(data, other_where, other_field, cluster)
+        if other_written and not written:  # the other was written, this one is a default: blame the written one
+            (where, field_name, line, what), (other_where, other_field, other_line, other_what) = (
+                (other_where, other_field, other_line, other_what),
+                (where, field_name, line, what),
             )
-        else:
-            taken[port] = what
+            written, other_written = True, False
+        if not other_written and not other_where.startswith("instance"):
+            other_what = f"{other_what} ({other_where}.{other_field} by default)"  # what the person may change
+        key = (where, field_name)
+        if key in reported:
+            reported[key][1] += 1
+            continue
+        reported[key] = [(line, where, field_name, port, node, other_what), 0]
+    for (line, where, field_name, port, node, other_what), more in reported.values():
+        also = f" (and on {more} more node{'s' if more > 1 else ''})" if more else ""
+        problems.add(
+            line,
+            where,
+            field_name,
+            f"port {port} on node '{node}', already used by {other_what}{also}",
+            "a port no other service of that node uses",
+        )
 
 
 def _check_address_families(cluster: Cluster, problems) -> None:
@@ -867,6 +1016,8 @@ def _check_address_families(cluster: Cluster, problems) -> None:
         except ValueError:
             continue  # a host name: the validator said what it accepts
         where, expected = f"node '{node.name}'", "a global or unique-local IPv6 address (fd00::/8 ...)"
+        if ip.version == 6 and ip.ipv4_mapped:
+            continue  # refused where the node was read
         if ip.version == 6 and (ip.is_link_local or ip.scope_id):
             problems.add(node.line, where, "address", repr(node.address), expected + ", not a link-local or scoped one")
             continue

@@ -94,11 +94,25 @@ def read_host_config(top: Section) -> HostConfig:
     base = BaseConfig(
         # more packages every node gets (debugging tools the site likes)
         extra_packages=tuple(
-            bs.string_list("extra_packages", [], check=PACKAGE_RE.match, expected="a list of Debian package names")
+            bs.string_list(
+                "extra_packages",
+                [],
+                check=PACKAGE_RE.match,
+                expected="a list of Debian package names",
+                item="a Debian package name",
+                unique="package",
+            )
         ),
         # time servers for chrony (air-gapped sites); empty keeps the distribution's pool
         ntp_servers=tuple(
-            bs.string_list("ntp_servers", [], check=HOSTNAME_RE.match, expected="a list of host names or addresses")
+            bs.string_list(
+                "ntp_servers",
+                [],
+                check=HOSTNAME_RE.match,
+                expected="a list of host names or addresses",
+                item="a host name or address",
+                unique="server",
+            )
         ),
     )
     bs.finish()

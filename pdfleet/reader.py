@@ -7,6 +7,7 @@ wrong; `finish()` reports the keys nobody asked for, so a typo is an error inste
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from pdfleet.yamlsource import SourceList, SourceMap
 _MISSING = object()
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def show(value: Any) -> str:
@@ -30,8 +32,10 @@ def show(value: Any) -> str:
     if isinstance(value, (dict, SourceMap)):
         return "a mapping"
     if isinstance(value, (list, SourceList)):
-        return f"a list of {len(value)}"
-    return str(value)
+        return "an empty list" if not value else f"a list of {len(value)} item{'s' if len(value) > 1 else ''}"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return repr(str(value))  # a date or other YAML scalar: its text, never a Python type name
 
 
 class Problems:
@@ -41,36 +45,58 @@ class Problems:
         self.file = file
         self.items: list[Problem] = []
 
-    def add(self, line: int | None, where: str, field: str, found: str, expected: str) -> None:
-        self.items.append(Problem(self.file, line, where, field, found, expected))
+    def add(self, line: int | None, where: str, field: str, found: str, expected: str) -> Problem:
+        problem = Problem(self.file, line, where, field, found, expected)
+        self.items.append(problem)
+        return problem
+
+    def drop(self, problem: Problem) -> None:
+        """Withdraw a problem that turned out to follow from another one (a misspelt key's "missing" twin)."""
+        self.items = [p for p in self.items if p is not problem]
 
 
 class Section:
     """One mapping of the inventory being read."""
 
-    def __init__(self, data: Any, where: str, problems: Problems, line: int | None = None, prefix: str = ""):
+    def __init__(
+        self,
+        data: Any,
+        where: str,
+        problems: Problems,
+        line: int | None = None,
+        prefix: str = "",
+        field: str | None = None,
+        quiet: bool = False,
+    ):
+        """+ field: how the problem of a non-mapping names it (default: `prefix`); + quiet: the section is missing
+        and that was reported already, so its own required fields are not reported again."""
         self.where = where
         self.problems = problems
         self.prefix = prefix
+        self.quiet = quiet
         if data is None:
             data = SourceMap()
             data.line = line or 0
             data.lines = {}
         self.ok = isinstance(data, dict)
         if not self.ok:
-            problems.add(line, where, prefix.rstrip(".") or "-", show(data), "a mapping")
+            problems.add(line, where, field or prefix.rstrip(".") or "-", show(data), "a mapping")
+            self.quiet = True  # its fields cannot be read: do not report each of them as missing as well
             data = SourceMap()
             data.line = line or 0
             data.lines = {}
         self.data = data
         self.line = getattr(data, "line", None) or line
         self._asked: set[str] = set()
+        self._missing: dict[str, Problem] = {}  # problems about keys absent from the mapping, by key
 
     def line_of(self, key: str) -> int | None:
         return getattr(self.data, "lines", {}).get(key, self.line)
 
     def error(self, key: str, found: str, expected: str, line: int | None = None) -> None:
-        self.problems.add(line or self.line_of(key), self.where, self.prefix + key, found, expected)
+        problem = self.problems.add(line or self.line_of(key), self.where, self.prefix + key, found, expected)
+        if key not in self.data:
+            self._missing.setdefault(key, problem)
 
     def has(self, key: str) -> bool:
         return key in self.data
@@ -79,7 +105,7 @@ class Section:
         self._asked.add(key)
         if key in self.data:
             return self.data[key]
-        if required:
+        if required and not self.quiet:
             self.error(key, "nothing (the field is missing)", "a value: this field is required")
         return None if default is _MISSING else default
 
@@ -101,7 +127,7 @@ class Section:
         type_ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not type_ok or (check is not None and not check(value)):
             names = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
-            self.error(key, show(value), expected or " or ".join(names.get(k, k.__name__) for k in kinds))
+            self.error(key, show(value), expected or " or ".join(names.get(k, "a value") for k in kinds))
             return None if default is _MISSING else default
         return value
 
@@ -126,7 +152,10 @@ class Section:
         )
 
     def port(self, key: str, default: Any = _MISSING, required: bool = False) -> Any:
-        return self.integer(key, default, required, lo=1, hi=65535)
+        """A port; None when the one written is refused (its default would only bring collisions of its own)."""
+        before = len(self.problems.items)
+        value = self.integer(key, default, required, lo=1, hi=65535)
+        return None if key in self.data and len(self.problems.items) > before else value
 
     def boolean(self, key: str, default: Any = _MISSING) -> Any:
         return self.get(key, bool, default)
@@ -141,6 +170,17 @@ class Section:
             check=lambda v: bool(NAME_RE.match(v)),
         )
 
+    def env_name(self, key: str, default: Any = _MISSING, required: bool = False) -> Any:
+        """The name of an environment variable on this machine (HF_TOKEN)."""
+        return self.get(
+            key,
+            str,
+            default,
+            required,
+            expected="an environment variable name like HF_TOKEN ([A-Za-z_][A-Za-z0-9_]*)",
+            check=lambda v: bool(ENV_NAME_RE.match(v)),
+        )
+
     def string_list(
         self,
         key: str,
@@ -148,13 +188,37 @@ class Section:
         required: bool = False,
         check: Callable[[str], bool] | None = None,
         expected: str = "a list of strings",
+        unique: str | None = None,
+        same: Callable[[str], Any] = lambda v: v,
+        item: str = "a string",
     ) -> Any:
+        """A list of strings; + item: what one entry must be, said of a bad entry; + unique: what each entry is
+        ("HCA"), when an entry may appear once only (compared after `same`, e.g. a network's normal form)."""
         value = self.raw(key, default, required)
         if key not in self.data:
             return value
-        if not isinstance(value, list) or not all(isinstance(v, str) and (check is None or check(v)) for v in value):
-            self.error(key, show(value) if not isinstance(value, list) else repr(list(value)), expected)
-            return None if default is _MISSING else default
+        fail = None if default is _MISSING else default
+        if not isinstance(value, list):
+            self.error(key, show(value), expected)
+            return fail
+        lines = getattr(value, "lines", None) or [None] * len(value)
+        for index, entry in enumerate(value):
+            if not isinstance(entry, str) or (check is not None and not check(entry)):
+                self.error(f"{key}[{index}]", show(entry), item, lines[index])
+                return fail
+        if unique:
+            seen: dict[Any, int] = {}
+            for index, entry in enumerate(value):
+                if same(entry) in seen:
+                    first = seen[same(entry)]
+                    self.error(
+                        f"{key}[{index}]",
+                        f"{entry!r} again (already {key}[{first}])",
+                        f"each {unique} once",
+                        lines[index],
+                    )
+                    return fail
+                seen[same(entry)] = index
         return tuple(value)
 
     def string_map(
@@ -194,11 +258,30 @@ class Section:
         """The mapping under `key`: a new subject when `where` is given ("router"), else a nested field."""
         value = self.raw(key, None, required)
         prefix = "" if where else f"{self.prefix}{key}."
-        return Section(value, where or self.where, self.problems, self.line_of(key), prefix=prefix)
+        return Section(
+            value,
+            where or self.where,
+            self.problems,
+            self.line_of(key),
+            prefix=prefix,
+            field=f"{self.prefix}{key}" if where else None,
+            quiet=self.quiet or key not in self.data,
+        )
 
     def finish(self) -> None:
-        """Report every key that no reader asked for: typos are errors, not ignored."""
+        """Report every key that no reader asked for: typos are errors, not ignored. A key spelt like an absent
+        known one is that one misspelt: one problem, naming the known key, instead of "unknown" and "missing"."""
+        absent = sorted(k for k in self._asked if k not in self.data)
         for key in self.data:
-            if key not in self._asked:
+            if key in self._asked:
+                continue
+            alike = difflib.get_close_matches(str(key), absent, n=1, cutoff=0.7)
+            if alike:
+                missing = self._missing.pop(alike[0], None)
+                if missing is not None:
+                    self.problems.drop(missing)
+                absent.remove(alike[0])
+                self.error(str(key), "an unknown field", f"'{alike[0]}' (the known field spelt most like it)")
+            else:
                 known = ", ".join(sorted(self._asked)) or "none"
                 self.error(str(key), "an unknown field", f"one of: {known}")

@@ -44,7 +44,13 @@ def _network(value: str) -> bool:
 def read_security_config(top: Section) -> Security:
     s = top.section("security", "security")
     firewall = s.boolean("firewall", True)  # nftables on every node: internal ports to the cluster only, else dropped
-    cidrs = {"check": _network, "expected": "a list of networks like 10.0.0.0/24 or fd00::/64 (no host bits set)"}
+    cidrs = {
+        "check": _network,
+        "expected": "a list of networks like 10.0.0.0/24 or fd00::/64 (no host bits set)",
+        "item": "a network like 10.0.0.0/24 or fd00::/64 (no host bits set)",
+        "unique": "network",
+        "same": ipaddress.ip_network,
+    }
     # networks trusted with every port of every node (SSH, Prometheus, Grafana, engines): operators, pdfleet
     admin_cidrs = s.string_list("admin_cidrs", None, **cidrs)
     if firewall and admin_cidrs is None and not s.has("admin_cidrs"):
@@ -66,10 +72,10 @@ def read_security_config(top: Section) -> Security:
         # on: the router takes only requests carrying a client key, the engines only the engine key; off: open
         api_keys=s.boolean("api_keys", True),
         # environment variable holding the router's client keys, comma-separated (or client_keys_file)
-        client_keys_env=s.name("client_keys_env", "PDFLEET_CLIENT_KEYS"),
+        client_keys_env=s.env_name("client_keys_env", "PDFLEET_CLIENT_KEYS"),
         client_keys_file=s.string("client_keys_file", None),  # a root-only file, one key per line (beside this file)
         # environment variable holding the engines' key: only the router and pdfleet's own checks hold it
-        engine_key_env=s.name("engine_key_env", "PDFLEET_ENGINE_KEY"),
+        engine_key_env=s.env_name("engine_key_env", "PDFLEET_ENGINE_KEY"),
         engine_key_file=s.string("engine_key_file", None),  # or a root-only file holding it (beside this file)
     )
     s.finish()

@@ -7,6 +7,7 @@ key or item, so a validation message can point at the exact line a person has to
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,7 +36,7 @@ class _LineLoader(_BaseLoader):
     def __init__(self, stream, filename: str):
         super().__init__(stream)
         self.filename = filename
-        self.problems: list[Problem] = []
+        self.duplicates: list[tuple[SourceMap, object, int, int]] = []  # (mapping, key, line, first line)
 
     def construct_mapping(self, node, deep=False):
         result = SourceMap()
@@ -46,16 +47,7 @@ class _LineLoader(_BaseLoader):
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if key in result:
-                self.problems.append(
-                    Problem(
-                        self.filename,
-                        line,
-                        "yaml",
-                        str(key),
-                        f"a second '{key}' key (first on line {result.lines[key]})",
-                        "each key once per mapping",
-                    )
-                )
+                self.duplicates.append((result, key, line, result.lines[key]))
                 continue
             result[key] = self.construct_object(value_node, deep=True)
             result.lines[key] = line
@@ -91,8 +83,50 @@ def load_yaml(path: Path, display_name: str | None = None) -> SourceMap:
         raise InventoryError([Problem(name, line, "yaml", "-", f"a syntax error ({problem})", "valid YAML")]) from None
     finally:
         loader.dispose()
-    if loader.problems:
-        raise InventoryError(loader.problems)
+    if loader.duplicates:
+        paths = _paths(data)
+        problems = []
+        for mapping, key, line, first in loader.duplicates:
+            where, field = describe(data, (*paths.get(id(mapping), ()), key))
+            found = f"a second '{key}' key (first on line {first})"
+            problems.append(Problem(name, line, where, field, found, "each key once per mapping"))
+        raise InventoryError(problems)
     if not isinstance(data, SourceMap):
-        raise InventoryError([Problem(name, 1, "file", "-", f"a {type(data).__name__}", "a YAML mapping at the top")])
+        from pdfleet.reader import show  # reader imports this module
+
+        raise InventoryError([Problem(name, 1, "file", "-", show(data), "a YAML mapping at the top")])
     return data
+
+
+def _paths(data: Any, path: tuple = (), out: dict | None = None) -> dict[int, tuple]:
+    """The path from the top of every mapping and list of a loaded document, by identity."""
+    out = {} if out is None else out
+    out[id(data)] = path
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _paths(value, (*path, key), out)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            _paths(value, (*path, index), out)
+    return out
+
+
+def describe(data: Any, path: tuple) -> tuple[str, str]:
+    """(where, field) of a path in the inventory, as the validator names them: ("node 'decode-1'", "hcas[2]")."""
+
+    def dotted(steps) -> str:
+        out = ""
+        for step in steps:
+            out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+        return out or "-"
+
+    if len(path) >= 2 and path[0] in ("nodes", "instances") and isinstance(path[1], int):
+        items = data.get(path[0]) if isinstance(data, dict) else None
+        item = items[path[1]] if isinstance(items, list) and path[1] < len(items) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        kind = "node" if path[0] == "nodes" else "instance"
+        label = name if isinstance(name, str) else f"#{path[1]}"
+        return f"{kind} '{label}'", dotted(path[2:])
+    if len(path) >= 2 and path[0] != "env":
+        return str(path[0]), dotted(path[1:])
+    return "inventory", dotted(path)

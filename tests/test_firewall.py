@@ -214,8 +214,8 @@ def test_firewall_off_renders_no_firewall_and_admin_cidrs_are_then_optional(tmp_
     [
         ({}, "field 'admin_cidrs': found nothing"),
         ({"admin_cidrs": []}, "field 'admin_cidrs': found an empty list"),
-        ({"admin_cidrs": ["10.10.0.1/24"]}, "field 'admin_cidrs': found ['10.10.0.1/24']"),
-        ({"admin_cidrs": ["10.10.0.0/24"], "client_cidrs": ["anywhere"]}, "field 'client_cidrs': found ['anywhere']"),
+        ({"admin_cidrs": ["10.10.0.1/24"]}, "field 'admin_cidrs[0]': found '10.10.0.1/24'"),
+        ({"admin_cidrs": ["10.10.0.0/24"], "client_cidrs": ["anywhere"]}, "field 'client_cidrs[0]': found 'anywhere'"),
         ({"admin_cidrs": ["10.10.0.0/24"], "firewall_confirm_secs": 5}, "field 'firewall_confirm_secs': found 5"),
     ],
 )

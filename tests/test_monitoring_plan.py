@@ -157,7 +157,12 @@ def test_the_monitoring_node_holds_prometheus_and_grafana_and_every_node_its_exp
         ({"dcgm_exporter": "container"}, "dcgm_exporter_image", "nothing", "an image pinned by digest"),
         ({"dcgm_exporter": "docker"}, "dcgm_exporter", "'docker'", "package or container"),
         ({"alerts": {"gpu_temp_c": 200}}, "alerts.gpu_temp_c", "200", "an integer from 30 to 120"),
-        ({"scrape_interval": 15}, "scrape_interval", "an unknown field", "one of: alerts, dcgm_collect_interval_ms"),
+        (
+            {"scrape_interval": 15},
+            "scrape_interval",
+            "an unknown field",
+            "'scrape_interval_secs' (the known field spelt most like it)",
+        ),
     ],
 )
 def test_bad_monitoring_knobs_are_refused_with_file_field_found_and_expected(

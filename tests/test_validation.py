@@ -104,7 +104,7 @@ def test_duplicate_yaml_key_is_not_silently_dropped(tmp_path):
         .replace("cluster:\n  name: prod", "cluster:\n  name: prod\n  name: staging", 1)
     )
     [problem] = problems_of(tmp_path, text)
-    assert problem.startswith("bad.yaml:9: yaml: field 'name': found a second 'name' key (first on line 8)")
+    assert problem.startswith("bad.yaml:9: cluster: field 'name': found a second 'name' key (first on line 8)")
 
 
 def test_node_in_two_instances(tmp_path):
@@ -204,7 +204,8 @@ def test_env_that_contradicts_the_traffic_class(tmp_path):
     instance(doc, "decode")["env"] = {"NVSHMEM_IB_TRAFFIC_CLASS": 16}
     [problem] = problems_of(tmp_path, doc)
     assert problem == (
-        "bad.yaml: instance 'decode' env: field 'NVSHMEM_IB_TRAFFIC_CLASS': found '16', expected 98 "
+        f"bad.yaml:{line_of(tmp_path, 'NVSHMEM_IB_TRAFFIC_CLASS')}: instance 'decode': field "
+        "'env.NVSHMEM_IB_TRAFFIC_CLASS': found '16', expected 98 "
         "(network.traffic_class): NCCL, NVSHMEM and Mooncake must use one value"
     )
 
@@ -214,7 +215,8 @@ def test_two_services_on_one_port(tmp_path):
     doc["router"]["port"] = 8055  # prefill-0 serves its instance's HTTP API on 8055
     [problem] = problems_of(tmp_path, doc)
     assert problem == (
-        "bad.yaml: router: field 'port': found port 8055 on node 'prefill-0', already used by instance "
+        f"bad.yaml:{line_of(tmp_path, 'port: 8055')}: router: field 'port': found port 8055 on node 'prefill-0', "
+        "already used by instance "
         "'prefill-0' http, expected a port no other service of that node uses"
     )
 
