@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from pdfleet import firewallplan, monitoringplan
+from pdfleet.apikeys import read_api_keys
 from pdfleet.dashboards import dashboards
 from pdfleet.inventory import load
 from pdfleet.runtimeplan import serving_venv
@@ -199,15 +200,27 @@ def test_the_firewall_lets_clients_reach_the_router_only_and_the_cluster_everyth
     opened = sorted(f"{target}:{port}" for (_, target, port), ok in seen.items() if ok)
     assert opened == ["10.77.0.11:8000"], "from outside the cluster only the router's client port answers"
     RESULTS["firewall: ports probed from outside, open"] = [len(jobs), opened]
-    # Inside: serving end to end through the router (every rank behind it talks to the others through the rules).
-    answer = subprocess.run(
-        ["ip", "netns", "exec", outside, "curl", "-sS", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}",
-         "http://10.77.0.11:8000/v1/chat/completions", "-H", "Content-Type: application/json", "-d",
-         json.dumps({"model": "DeepSeek-V3.2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    RESULTS["firewall: a chat completion from outside, HTTP status"] = answer.stdout
-    assert answer.stdout in ("200", "401"), answer.stderr  # 401: it reached the router, which asks for a client key
+    # From outside, through the router (every rank behind it talks to the others through the rules): a client
+    # without the key is refused by the router, with the client key it gets its answer.
+    key = read_api_keys(sandbox).client
+    chat = json.dumps({"model": "DeepSeek-V3.2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8})
+
+    def status_from_outside(*header: str) -> str:
+        answer = subprocess.run(
+            ["ip", "netns", "exec", outside, "curl", "-sS", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}",
+             "http://10.77.0.11:8000/v1/chat/completions", "-H", "Content-Type: application/json", *header, "-d", chat],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return answer.stdout or answer.stderr
+
+    without, wrong = status_from_outside(), status_from_outside("-H", "Authorization: Bearer not-the-client-key-0123")
+    with_key = status_from_outside("-H", f"Authorization: Bearer {key}")
+    RESULTS["firewall: chat from outside, HTTP status without key / wrong key / client key"] = [
+        without,
+        wrong,
+        with_key,
+    ]
+    assert (without, wrong, with_key) == ("401", "401", "200")
 
 
 def test_rules_that_would_shut_pdfleet_out_are_refused_before_any_change(cluster, tmp_path):
