@@ -24,15 +24,13 @@ from pdfleet.cluster import Cluster
 KEYS_DIR = "/etc/pdfleet/keys"
 # SGLang's --config file (YAML): `api-key: <key>`; SGLang merges it into its arguments (not in argv, not in ps).
 ENGINE_CONFIG = f"{KEYS_DIR}/engine-api-key.yaml"
-# The key alone: the membership agent (as a systemd credential), drain, status.
+# The key alone: the membership agent, drain, status.
 KEY_FILE = f"{KEYS_DIR}/api-key"
 # curl's header file (`curl -H @FILE`), on every node: the health gate's calls through the router, on-host checks.
 CURL_HEADER = f"{KEYS_DIR}/curl-authorization"
 # The router unit's EnvironmentFile: smg takes its key only as an argument (`--api-key ${ROUTER_KEY_VAR}`).
 ROUTER_ENV = f"{KEYS_DIR}/router.env"
 ROUTER_KEY_VAR = "PDFLEET_ROUTER_API_KEY"
-# The membership agent's systemd credential name (LoadCredential=): $CREDENTIALS_DIRECTORY/<name>.
-CREDENTIAL = "api-key"
 
 
 class ApiKeyError(Exception):

@@ -119,8 +119,6 @@ def render(plan: ServingPlan) -> dict[str, dict[str, RenderedFile]]:
         "version": cluster.router.version,
         "members_file": MEMBERS_FILE,
         "members_agent": MEMBERS_AGENT,
-        "key_file": apikeys.KEY_FILE if cluster.security.api_keys else "",
-        "credential": apikeys.CREDENTIAL,
     }
     router_files = files[plan.router.host]
     router_files[f"{UNIT_DIR}/{ROUTER_UNIT}"] = RenderedFile(
@@ -173,7 +171,7 @@ def members_file(plan: ServingPlan, drained: dict | None = None, outgoing: Servi
         "drained": {name: record for name, record in sorted((drained or {}).items()) if name in names},
     }
     if plan.cluster.security.api_keys:
-        # where the agent finds the API key (the path only; the service gets it as a systemd credential)
+        # where the agent finds the API key (the path only: the agent reads the root-only file)
         document["key_file"] = apikeys.KEY_FILE
     return RenderedFile(members_json(document))
 

@@ -411,8 +411,6 @@ KEY_ADDITIONS = [
     " \\\n    --config /etc/pdfleet/keys/engine-api-key.yaml",
     " \\\n    --api-key ${PDFLEET_ROUTER_API_KEY}",
     '  "key_file": "/etc/pdfleet/keys/api-key",\n',
-    "# The API key, for the router's worker API and the engines: root-only, handed over as a credential.\n"
-    "LoadCredential=api-key:/etc/pdfleet/keys/api-key\n",
     "# The API key clients send (smg takes it only as an argument): from this root-only file, read by systemd.\n"
     "EnvironmentFile=/etc/pdfleet/keys/router.env\n",
 ]
@@ -494,7 +492,7 @@ def test_the_engine_key_file_is_read_by_sglangs_own_config_merger(tmp_path, vers
     assert json.loads(result.stdout) == ["--api-key", KEY, "--model-path", "m", "--port", "1"]
 
 
-def test_the_agent_takes_the_key_from_its_credential_first_then_the_file(tmp_path, monkeypatch):
+def test_the_agent_sends_the_key_from_its_file_and_nothing_with_keys_off(tmp_path):
     import http.server
     import threading
 
@@ -519,14 +517,10 @@ def test_the_agent_takes_the_key_from_its_credential_first_then_the_file(tmp_pat
     try:
         file_key = key_file(tmp_path, "api-key", KEY + "\n")
         members = {"router": router, "workers": [], "drained": {}, "key_file": str(file_key)}
-        monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
         router_members.load_key(members)
         assert router_members.registered_workers(router) == []
-        credentials = tmp_path / "credentials"
-        credentials.mkdir()
-        key_file(credentials, "api-key", "wrong-key-0123456789\n")
-        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
-        router_members.load_key(members)  # the service's credential wins over the (unreadable to it) file
+        key_file(tmp_path, "api-key", "wrong-key-0123456789\n")  # the key changed on disk: the next pass reads it
+        router_members.load_key(members)
         with pytest.raises(OSError, match="answered 401"):
             router_members.registered_workers(router)
         router_members.load_key({"router": router})  # keys off: no header at all

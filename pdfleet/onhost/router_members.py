@@ -16,8 +16,8 @@ the membership file /etc/pdfleet/router-members.json (pdfleet.render.members_tex
 
 With API keys (`key_file` in the file, pdfleet/apikeys.py) every call to the router and to an engine carries
 `Authorization: Bearer <key>`, and each worker is registered with the key as its `api_key` (smg sends it on its
-health checks and its own calls to the engine). The key is read from the service's systemd credential
-($CREDENTIALS_DIRECTORY/api-key), else from `key_file` (root: drain, undrain, show); it is never logged.
+health checks and its own calls to the engine). The key is read from `key_file`, a root-only file (the
+service runs as root without capabilities; drain, undrain and show as root); it is never logged.
 
 A pass: every worker of the file that is not drained and whose engine answers /health is registered with
 `POST /workers` (its spec, labelled with the instance and a digest of the spec); a registered worker that is
@@ -62,8 +62,6 @@ LABEL_INSTANCE = "pdfleet.instance"
 LABEL_SPEC = "pdfleet.spec"
 # smg's worker states that still take requests, or will once their probes pass.
 ROUTABLE = ("ready",)
-# The systemd credential holding the API key (LoadCredential= of the agent's unit).
-CREDENTIAL = "api-key"
 # The API key, once read (load_key); None without API keys.
 API_KEY: str | None = None
 
@@ -211,16 +209,13 @@ def engine_in_flight(url: str, load_path: str) -> int | None:
 
 
 def load_key(members: dict) -> str | None:
-    """The API key named by the membership (its `key_file`), from the systemd credential or that file; None when
+    """The API key in the file the membership names (its `key_file`); None when
     the membership has no key_file (API keys off). Raises OSError when the key cannot be read."""
     global API_KEY
     path = members.get("key_file")
     if not path:
         API_KEY = None
         return None
-    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if credentials and os.path.exists(os.path.join(credentials, CREDENTIAL)):
-        path = os.path.join(credentials, CREDENTIAL)
     with open(path, encoding="utf-8") as file:
         key = file.read().strip()
     if not key:
