@@ -16,12 +16,18 @@ from pyinfra import host, logger, state
 from pyinfra.api import OperationError, deploy, operation
 
 from pdfleet.apikeys import CURL_HEADER
+from pdfleet.serving import MEMBERS_UNIT, ROUTER_UNIT
 from roles import common
 
 # Seconds between two polls of a /health that does not answer yet.
 POLL_INTERVAL = 5
 # Journal lines shown for an instance that failed the gate.
 JOURNAL_LINES = 30
+# Seconds the router may take to report ready once every instance answers /health: the membership agent registers
+# them within a pass or two and the router's own health checks follow. Longer means the router or the agent is stuck
+# (an agent that cannot read the key retries forever while its unit stays active), so no point waiting the hour
+# start_timeout gives weight loading.
+ROUTER_READY_SECS = 120
 
 
 def _curl(url: str, body: dict | None = None, timeout: int = 60) -> tuple[bool, str]:
@@ -129,11 +135,13 @@ def gate(timeout: int):
             )
         logger.info(f"{host.print_prefix}health gate | {spec.instance}: healthy")
     router = serving.router.url
-    ok, answer = _wait(f"{router}/readiness", deadline, serving.router.host, ("pdfleet-router.service",))
+    router_deadline = min(deadline, time.monotonic() + ROUTER_READY_SECS)
+    ok, answer = _wait(f"{router}/readiness", router_deadline, serving.router.host, (ROUTER_UNIT, MEMBERS_UNIT))
     if not ok:
         raise OperationError(
-            f"health gate: the router at {router} is not ready: {answer}\n"
-            f"last lines of pdfleet-router.service:\n{_journal(serving.router.host, 'pdfleet-router.service')}"
+            f"health gate: the router at {router} is not ready {ROUTER_READY_SECS} s after every instance answered "
+            f"/health: {answer}\nlast lines of {ROUTER_UNIT} and {MEMBERS_UNIT} on {serving.router.host}:\n"
+            f"{_journal(serving.router.host, ROUTER_UNIT, MEMBERS_UNIT)}"
         )
     chat = {
         "model": cluster.model.served_name,
