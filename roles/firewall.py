@@ -12,6 +12,9 @@ A new ruleset goes in the way `iptables-apply` does it, without a person at the 
    banner (the running SSH session proves nothing: its packets are an established connection).
 5. Disarm the timer; enable the boot-time unit. If step 3 or 4 fails, or pdfleet dies between 2 and 5, the node
    rolls back by itself.
+
+`security.firewall: false` takes pdfleet's firewall off a node that has one (its table, boot-time unit, files; other
+tables stay), and on a node without one does nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import socket
 
 from pyinfra import host
 from pyinfra.api import DeployError, FactBase, deploy
-from pyinfra.operations import apt, python, server, systemd
+from pyinfra.operations import apt, files, python, server, systemd
 
 from pdfleet import firewallplan as fw
+from pdfleet.serving import UNIT_DIR
 from roles import common
 from roles.unitfiles import rendered_unit
 
@@ -46,6 +50,48 @@ class FirewallState(FactBase):
 
     def process(self, output: list[str]) -> dict:
         return dict(line.partition("=")[::2] for line in output if "=" in line)
+
+
+class FirewallLeftovers(FactBase):
+    """What pdfleet's firewall left on a node where it is switched off: 'table' (loaded), 'enabled' (the boot-time
+    unit) and the paths of its files that exist."""
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def command(self) -> str:
+        paths = " ".join((fw.RULES_FILE, fw.ROLLBACK_SCRIPT, f"{UNIT_DIR}/{fw.UNIT}"))
+        return (
+            f"if nft list table {fw.TABLE} >/dev/null 2>&1; then echo table; fi; "
+            f"if systemctl is-enabled --quiet {fw.UNIT} 2>/dev/null; then echo enabled; fi; "
+            f"for path in {paths}; do if test -e $path; then echo $path; fi; done"
+        )
+
+    def process(self, output: list[str]) -> list:
+        return [line.strip() for line in output if line.strip()]
+
+
+def _switch_off() -> None:
+    """Take pdfleet's firewall off this node: the node is then open to whatever other tables allow."""
+    left = host.get_fact(FirewallLeftovers)
+    if not left:
+        host.noop("security.firewall is false and this node holds no pdfleet firewall")
+        return
+    unit_path = f"{UNIT_DIR}/{fw.UNIT}"
+    if "table" in left:
+        server.shell(
+            name="switched off: pdfleet's table removed (other tables stay)", commands=[f"nft delete table {fw.TABLE}"]
+        )
+    if "enabled" in left:
+        server.shell(name="switched off: boot-time unit disabled", commands=[f"systemctl disable --quiet {fw.UNIT}"])
+    if unit_path in left:
+        files.file(name="switched off: boot-time unit removed", path=unit_path, present=False)
+        systemd.daemon_reload(name="switched off: reload units")
+    if fw.RULES_FILE in left:
+        files.file(name="switched off: rules removed", path=fw.RULES_FILE, present=False)
+    if fw.ROLLBACK_SCRIPT in left:
+        files.file(name="switched off: rollback script removed", path=fw.ROLLBACK_SCRIPT, present=False)
 
 
 def ssh_banner(address: str, port: int, timeout: float = BANNER_TIMEOUT_SECS) -> str:
@@ -73,7 +119,7 @@ def _confirm(cluster, node, address: str, port: int) -> None:
 def firewall():
     cluster = common.cluster()
     if not cluster.security.firewall:
-        host.noop("security.firewall is false: the firewall is neither installed nor changed")
+        _switch_off()
         return
     node = cluster.node(common.node_name())
     wanted = common.rendered(fw.RULES_FILE).content

@@ -106,11 +106,34 @@ def test_rules_present_but_not_loaded_are_loaded_again_through_the_safety_net(ba
     assert banner.asked == [("10.10.0.14", 22)]
 
 
-def test_firewall_off_touches_nothing(tmp_path, banner):
+def firewall_off(tmp_path):
     doc = yaml.safe_load(PROD.read_text())
     doc["security"] = {"firewall": False}
     inventory = tmp_path / "prod.yaml"
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
-    run = converge(firewall, {NODE: {}}, inventory_yaml=inventory)[NODE]
+    return inventory
+
+
+def test_firewall_off_on_a_node_without_it_changes_nothing(tmp_path, banner):
+    run = converge(firewall, {NODE: {}}, inventory_yaml=firewall_off(tmp_path))[NODE]
     assert [name for name, change in run.will_change.items() if change] == []
-    assert not run.ran("nft") and not run.ran("apt-get")
+    assert not run.ran("nft delete") and not run.ran("apt-get") and not run.ran("systemd-run")
+
+
+def test_firewall_off_takes_an_installed_firewall_off_the_node(tmp_path, banner):
+    unit = f"/etc/systemd/system/{fw.UNIT}"
+    left = {"systemctl is-enabled --quiet": ["table", "enabled", fw.RULES_FILE, fw.ROLLBACK_SCRIPT, unit]}
+    answers = {
+        **left,
+        **file_present(fw.RULES_FILE, "x"),
+        **file_present(fw.ROLLBACK_SCRIPT, "x"),
+        **file_present(unit, "x"),
+    }
+    run = converge(firewall, {NODE: answers}, inventory_yaml=firewall_off(tmp_path))[NODE]
+    table, disable = (
+        position(run, f"nft delete table {fw.TABLE}"),
+        position(run, f"systemctl disable --quiet {fw.UNIT}"),
+    )
+    removed = [position(run, f"rm -f {path}") for path in (unit, fw.RULES_FILE, fw.ROLLBACK_SCRIPT)]
+    assert table < disable < min(removed)
+    assert not run.ran("systemd-run") and banner.asked == []  # opening a node needs no safety net
