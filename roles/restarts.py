@@ -37,6 +37,7 @@ import time
 from pyinfra import host, logger
 from pyinfra.api import DeployError, FactBase, FunctionCommand, OperationError, StringCommand, deploy, operation
 
+from pdfleet.apikeys import CURL_HEADER
 from pdfleet.render import instance_inputs, key_file
 from pdfleet.restartplan import Step, decide
 from pdfleet.runtimeplan import IN_USE_DIR, serving_set_name
@@ -313,16 +314,22 @@ def _cutover_serve(state, host, instances, router: str, health: dict[str, str], 
     body = json.dumps(
         {"model": cluster.model.served_name, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 8}
     )
-    url = f"{common.serving_plan().router.local_url}/v1/chat/completions"
+    serving = common.serving_plan()
+    url = f"{serving.router.local_url}/v1/chat/completions"
+    # the router's client key from its node's root-only header file, never on a command line
+    key = f"-H @{CURL_HEADER} " if serving.router.key_args else ""
     probe = (
-        f"curl -fsS -o /dev/null --max-time 30 -H 'Content-Type: application/json' --data {shlex.quote(body)} "
-        f"{shlex.quote(url)}"
+        f"curl -sS -o /dev/null -w '%{{http_code}}' --max-time 30 {key}-H 'Content-Type: application/json' "
+        f"--data {shlex.quote(body)} {shlex.quote(url)}"
     )
     deadline = time.monotonic() + timeout
     while True:
-        ok, _ = _connected(router).run_shell_command(probe, print_output=False)
-        if ok:
+        _, output = _connected(router).run_shell_command(probe, print_output=False)
+        code = "".join(output.stdout_lines).strip()
+        if code == "200":
             break
+        if code in ("401", "403"):  # a refused key does not heal by waiting
+            raise OperationError(f"Cutover | the router at {url} refused pdfleet's API key (HTTP {code})")
         if time.monotonic() > deadline:
             raise OperationError(f"Cutover | {url} did not answer within {timeout} s of every instance being ready")
         time.sleep(0.5)

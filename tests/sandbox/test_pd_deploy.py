@@ -262,6 +262,28 @@ def test_rules_that_lock_pdfleet_out_are_rolled_back_by_the_node_itself(cluster)
     assert "the previous rules are back" in journal
 
 
+def test_switching_the_firewall_off_opens_the_node_and_on_again_closes_it(cluster, tmp_path, outside):
+    host, address = "spare-0", "10.77.0.15"
+    leftovers = f"ls {firewallplan.RULES_FILE} {firewallplan.ROLLBACK_SCRIPT} /etc/systemd/system/{firewallplan.UNIT}"
+    rules_before = on_host(host, f"sha1sum {firewallplan.RULES_FILE}").stdout
+    assert probe_from(outside, [(OUTSIDE, address, 22)]) == [False]
+
+    def firewall_off(doc):
+        doc["security"]["firewall"] = False
+
+    off = pyinfra("-y", "--limit", host, inventory_with(tmp_path, firewall_off), "deploys/host.py")
+    assert off.returncode == 0, off.stderr[-3000:]
+    assert on_host(host, "nft list table inet pdfleet", check=False).returncode != 0
+    assert on_host(host, leftovers, check=False).stdout == ""
+    assert on_host(host, f"systemctl is-enabled {firewallplan.UNIT}", check=False).stdout.strip() != "enabled"
+    assert probe_from(outside, [(OUTSIDE, address, 22)]) == [True], "off: nothing but other tables filters"
+    on = pyinfra("-y", "--limit", host, "inventories/sandbox.py", "deploys/host.py")
+    assert on.returncode == 0, on.stderr[-3000:]
+    assert on_host(host, f"sha1sum {firewallplan.RULES_FILE}").stdout == rules_before
+    assert on_host(host, f"systemctl is-enabled {firewallplan.UNIT}").stdout.strip() == "enabled"
+    assert probe_from(outside, [(OUTSIDE, address, 22)]) == [False], "on again: closed to outsiders"
+
+
 def test_the_fact_batch_answers_as_each_command_alone_on_a_converged_host(cluster):
     """roles/prefetch.py runs many file and unit reads as one sha1sum, stat and systemctl show: on a real host
     every answer equals the command's own answer (each run in its own subshell)."""
