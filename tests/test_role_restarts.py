@@ -7,6 +7,7 @@ import json
 
 import pytest
 from pyinfra.api import DeployError
+from pyinfra.api.exceptions import PyinfraError
 
 from pdfleet.cluster import load_cluster
 from pdfleet.render import instance_inputs, members_file, render
@@ -90,7 +91,7 @@ def test_the_last_decode_is_refused_before_any_change_and_restarts_with_the_swit
     assert runs["prefill-0"].ran(f"{AGENT} drain") and runs["prefill-0"].ran(f"{AGENT} undrain")
 
 
-def test_a_version_change_on_a_serving_cluster_is_refused_before_any_change_and_cut_over_with_the_switch():
+def test_a_version_change_on_a_serving_cluster_is_refused_before_any_change_and_cut_over_with_the_switch(caplog):
     """Each instance records the SGLang version it started with; the inventory now says another one for all."""
     stale = {name: "0" * 64 for name in digests()}
     state = answers(stale)
@@ -99,6 +100,14 @@ def test_a_version_change_on_a_serving_cluster_is_refused_before_any_change_and_
         state[spec.host][f"cat /var/lib/pdfleet/sglang-version/{spec.instance}"] = "0.5.6.post2"
     with pytest.raises(DeployError, match=r"serves SGLang 0\.5\.6\.post2, the inventory says 0\.5\.23: prefill and"):
         converge(restarts, state, inventory_yaml=PROD, extra_data={"pdfleet_allow_outage": "decode"})
+    state["prefill-0"]["/v1/chat/completions"] = "401"  # the router refuses the key: the cutover stops at once
+    # prefill-0 stops there (the others go on, and this harness cannot then read prefill-0's operations not run)
+    with pytest.raises((PyinfraError, RuntimeError)):
+        converge(restarts, state, inventory_yaml=PROD, extra_data={"pdfleet_allow_outage": "all"})
+    assert "Cutover | the router at http://127.0.0.1:8000/v1/chat/completions refused pdfleet's API key (HTTP 401)" in (
+        caplog.text
+    )
+    state["prefill-0"]["/v1/chat/completions"] = "200"
     runs = converge(restarts, state, inventory_yaml=PROD, extra_data={"pdfleet_allow_outage": "all"})
     # The router's node (prefill-0) drains every instance at once, then every rank is stopped before any start.
     router = runs["prefill-0"]
@@ -124,7 +133,8 @@ def test_a_version_change_on_a_serving_cluster_is_refused_before_any_change_and_
     assert len(undrains) == 1 and all(
         f"undrain /etc/pdfleet/router-members.json {n} " in undrains[0] for n in digests()
     )
-    assert router.ran("/v1/chat/completions")  # the first answer through the router times the outage
+    # the first answer through the router times the outage; the probe carries the key from the header file
+    assert router.ran("-H @/etc/pdfleet/keys/curl-authorization -H 'Content-Type: application/json'")
     step = "Restart | version cutover: every instance changing version drained and stopped"
     assert router.will_change[step] and not any(runs[n].will_change[step] for n in NODES if n != "prefill-0")
 
