@@ -14,11 +14,11 @@ is the engine's key, so pdfleet takes exactly one client key, and it must be the
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from pdfleet.cluster import Cluster
+from pdfleet.hubtoken import read_owner_only
 
 # On every node, a root-only directory (0700) of files each holding the key in the form one reader needs.
 KEYS_DIR = "/etc/pdfleet/keys"
@@ -55,20 +55,8 @@ def _path(cluster: Cluster, value: str | None) -> Path | None:
 
 def _read_file(cluster: Cluster, field: str, path: Path) -> list[str]:
     where = f"{cluster.source}: security: field '{field}'"
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise ApiKeyError(
-            f"{where}: found {path} ({exc.strerror}), expected a readable file holding the key(s)"
-        ) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ApiKeyError(f"{where}: found {path}, not a regular file, expected a file holding the key(s)")
-    if info.st_mode & 0o077:
-        raise ApiKeyError(
-            f"{where}: found {path} with mode {stat.S_IMODE(info.st_mode):04o}, "
-            "expected a file only its owner can read (chmod 600)"
-        )
-    keys = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = read_owner_only(path, where, "the key(s)", ApiKeyError)
+    keys = [line.strip() for line in text.splitlines() if line.strip()]
     if not keys:
         raise ApiKeyError(f"{where}: found an empty file {path}, expected one key per line")
     return keys
