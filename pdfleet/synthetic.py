@@ -28,9 +28,9 @@ def inventory_document(
         for rank in range(size):
             number = len(nodes)
             node = f"{role}-{index}-{rank}" if size > 1 else f"{role}-{index}"
-            nodes.append(
-                {"name": node, "address": f"10.{20 + number // 65536}.{number // 256 % 256}.{number % 256 + 1}"}
-            )
+            # 250 hosts per /24 (.1 to .250): no network or broadcast address, whatever the cluster's size.
+            subnet, host_number = divmod(number, 250)
+            nodes.append({"name": node, "address": f"10.{20 + subnet // 256}.{subnet % 256}.{host_number + 1}"})
             members.append({"node": node, "rank": rank})
         instances.append({"name": f"{role}-{index}", "role": role, "nodes": members})
 
