@@ -3,8 +3,10 @@
 pyinfra reads every fact with its own command, one SSH round trip each, and a converge reads about seventy per
 node. `install()` (first line of each deploy) runs, in one command per host, the fact commands the previous run
 from this machine read on that host, and answers those facts from the result while nothing has changed on the
-host. The first command that is not a known fact read (an operation's change, a file upload, a new fact) ends it:
-from there every fact is read live again, so what an operation decides after a change is always current.
+host. The first command that is not a fact read (an operation's change, a file upload) ends it: from there every
+fact is read live again, so what an operation decides after a change is always current. A fact the batch did not
+hold (the previous run took another branch: after a converge, a no-op reads the sha1 of files it had uploaded) is
+read live on its own; being a read, it leaves the batch's other answers current.
 
 The lists live on the machine running pyinfra (`$XDG_CACHE_HOME/pdfleet/fact-commands/<cluster>/<node>.<deploy>.json`),
 one per host, rewritten at the end of each run. A first run, or `--data pdfleet_fact_prefetch=0`, reads every fact
@@ -38,6 +40,16 @@ class _Memo:
     asked: list[str] = field(default_factory=list)  # fact commands of this run, in order
     in_fact: int = 0
     live: bool = False  # something changed on the host: answers are no longer current
+
+    def answer(self, command: str) -> tuple[bool, CommandOutput] | None:
+        """The batch's answer to a fact command, or None when it must be read live; remembered for the next run."""
+        if command not in self.asked:
+            self.asked.append(command)
+        return None if self.live else self.answers.get(command)
+
+    def changed(self) -> None:
+        """Something other than a fact read ran on the host: from here every fact is read live."""
+        self.live = True
 
 
 _memos: WeakKeyDictionary[Host, _Memo] = WeakKeyDictionary()
@@ -234,17 +246,16 @@ def install(deploy: str) -> None:
             memo.in_fact -= 1
 
     def run_shell_command(command, *args, **kwargs):
-        text = _text(command)
         if memo.in_fact:
-            if text not in memo.asked:
-                memo.asked.append(text)
-            if not memo.live and text in memo.answers:
-                return memo.answers[text]
-        memo.live = True
+            known = memo.answer(_text(command))
+            if known is not None:
+                return known
+        else:
+            memo.changed()
         return real_run(command, *args, **kwargs)
 
     def put_file(*args, **kwargs):
-        memo.live = True
+        memo.changed()
         return real_put(*args, **kwargs)
 
     # Instance attributes: only this host's Host object, only for this run.

@@ -79,3 +79,61 @@ def test_venv_packages_read_by_the_shell_match_what_the_venvs_python_reports():
     reported = json.loads(subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True).stdout)
     assert VenvPackages().process(lines) == {normalize(name): version for name, version in reported.items()}
     assert VenvPackages().process(run_alone(VenvPackages().command(venv="/nonexistent").get_raw_value())[1]) is None
+
+
+def test_a_fact_the_batch_lacks_is_read_alone_and_only_a_change_makes_every_read_live(tmp_path, monkeypatch):
+    # The real install() on a real pyinfra host (@local): what runs on the host is counted, what facts say is read
+    # back. After a converge the next no-op reads facts the converge did not (the sha1 of files it had uploaded):
+    # each such read is one command, and the batch's other answers stay in use until something changes.
+    import json
+    from pathlib import Path
+
+    from pyinfra.api import Config, FactBase, Inventory, State
+    from pyinfra.context import ctx_host, ctx_state
+
+    from roles import prefetch
+
+    class Lines(FactBase):
+        def command(self, path):
+            return f"cat {path}"
+
+        def process(self, output):
+            return list(output)
+
+    prod = Path(__file__).resolve().parent.parent / "inventories" / "prod.yaml"
+    inventory = Inventory((["@local"], {"pdfleet_inventory": str(prod), "pdfleet_node": "prefill-0"}))
+    state = State(inventory, Config())
+    local = inventory.get_host("@local")
+    local.connect()
+    ran: list[str] = []
+    real_run = local.run_shell_command
+
+    def counted(command, *args, **kwargs):
+        ran.append(prefetch._text(command))
+        return real_run(command, *args, **kwargs)
+
+    local.run_shell_command = counted
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    a, b, new = (tmp_path / name for name in ("a", "b", "new"))
+    for path in (a, b, new):
+        path.write_text(f"{path.name} before\n")
+    cache = prefetch.cache_file("prod", "prefill-0", "test")
+    cache.parent.mkdir(parents=True)
+    cache.write_text(json.dumps([f"cat {a}", f"cat {b}"]))  # what the previous run read
+
+    with ctx_state.use(state), ctx_host.use(local):
+        prefetch.install("test")
+        assert len(ran) == 1  # the batch
+        for path in (a, b, new):
+            path.write_text(f"{path.name} after\n")  # changed behind the batch's back: tells answer from read
+        assert local.get_fact(Lines, path=str(a)) == ["a before"]  # from the batch
+        assert local.get_fact(Lines, path=str(new)) == ["new after"]  # not in the batch: read alone
+        assert local.get_fact(Lines, path=str(b)) == ["b before"]  # the batch still answers after that read
+        assert ran[1:] == [f"cat {new}"]
+        local.run_shell_command(f"touch {tmp_path / 'change'}")  # an operation's change
+        assert local.get_fact(Lines, path=str(a)) == ["a after"]  # read live from now on
+        assert ran[-1] == f"cat {a}"
+        memo = prefetch._memos[local]
+        prefetch._memos.clear()  # nothing for the exit hook to save
+    local.disconnect()
+    assert memo.asked == [f"cat {a}", f"cat {new}", f"cat {b}"]  # the next run's batch: every fact this one read
