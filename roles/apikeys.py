@@ -1,7 +1,7 @@
 """The API keys on the nodes (pdfleet/apikeys.py reads them on the machine running pdfleet): each file written
 0600 in the root-only /etc/pdfleet/keys, compared by its hash (`roles.weights.secret_file`), so a converged node
-changes nothing and no key reaches a diff, a command line or a log. With `security.api_keys: false` nothing here
-runs (files left by an earlier run with keys are removed only by hand: docs/security.md)."""
+changes nothing and no key reaches a diff, a command line or a log. With `security.api_keys: false` the same
+operations remove the files an earlier run with keys left (and change nothing where there are none)."""
 
 from __future__ import annotations
 

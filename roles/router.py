@@ -61,7 +61,8 @@ def router():
     files.put(
         name="membership (drained instances kept)", src=StringIO(wanted.content), dest=MEMBERS_FILE, mode=wanted.mode
     )
-    # the router's client key, the agent's key and the health gate's header file: a changed key restarts both
-    keyed = tuple(apikeys.put(keyfiles.router_files(apikeys.keys()))) if serving.router.key_args else ()
+    # the router's client key, the agent's key and the health gate's header file: a changed key restarts both (with
+    # keys off, files left by a run with keys are removed)
+    keyed = tuple(apikeys.put(keyfiles.router_files(apikeys.keys() if serving.router.key_args else None)))
     service_current(ROUTER_UNIT, "router", reads=keyed)
     service_current(MEMBERS_UNIT, "membership agent", reads=(agent, *keyed))

@@ -27,9 +27,9 @@ def units():
         return
     common.put_rendered(spec.env_file, name="serving environment")
     common.put_rendered(key_file(spec.instance), name="DeepGEMM cache key")
-    if spec.key_args:
-        # read by SGLang at start (`--config`): a changed key applies at the instance's next restart
-        apikeys.put(keyfiles.engine_files(apikeys.keys()))
+    # read by SGLang at start (`--config`): a changed key applies at the instance's next restart; with keys off,
+    # files left by a run with keys are removed
+    apikeys.put(keyfiles.engine_files(apikeys.keys() if spec.key_args else None))
     installed = [
         rendered_unit(name, name=f"{what} unit verified and installed")
         for what, name in (("precompile", spec.precompile_unit), ("serving", spec.unit))

@@ -530,3 +530,23 @@ def test_the_agent_sends_the_key_from_its_file_and_nothing_with_keys_off(tmp_pat
     finally:
         server.shutdown()
         router_members.load_key({})
+
+
+def test_keys_switched_off_removes_the_key_files_a_run_with_keys_left_and_nothing_else(tmp_path):
+    off = tmp_path / "prod.yaml"
+    off.write_text(PROD.read_text().replace("  # api_keys: true ", "  api_keys: false "))
+    engine_files, router_files = apikeys.engine_files(None), apikeys.router_files(None)
+    left = {  # what a run with keys wrote: the router's node (prefill-0) is an engine node too
+        "prefill-0": sorted({*engine_files, *router_files}),
+        "decode-1": sorted(engine_files),
+        "decode-0": [],  # never had keys (or already clean)
+        "prefill-1": [],
+    }
+    answers = {node: {f"sha1sum {path}": f"{'0' * 40}  {path}" for path in paths} for node, paths in left.items()}
+    runs = converge(SERVING_LAYER, answers, inventory_yaml=off)
+    for node, paths in left.items():
+        removed = sorted({c.split("rm -f ", 1)[1] for c in runs[node].commands if "rm -f /etc/pdfleet/keys/" in c})
+        assert removed == paths, node
+    # where no key file is left, the same operations change nothing
+    key_ops = {name: changed for name, changed in runs["decode-0"].will_change.items() if "API key file" in name}
+    assert key_ops and not any(key_ops.values()), key_ops
