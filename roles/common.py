@@ -8,6 +8,7 @@ from functools import lru_cache
 from io import StringIO
 from pathlib import Path
 
+from gevent.lock import BoundedSemaphore
 from pyinfra import host, state
 from pyinfra.api import OperationError
 from pyinfra.operations import files
@@ -76,12 +77,20 @@ def dry_run() -> bool:
     return "--dry" in sys.argv[1:]
 
 
+# One connection opened at a time by host_of: pyinfra's Host.connect is unguarded, and the operations of several
+# hosts run at once (gevent), so two of them needing the router's node both opened a connection to it, and one
+# waited on it for ever (a blue/green run, limited to its incoming nodes, hung there).
+_connecting = BoundedSemaphore()
+
+
 def host_of(node: str):
     """The pyinfra host of another node of the cluster, connected (a run limited to some nodes connects the others
     it needs, such as the router's node for a drain)."""
     for candidate in state.inventory:
         if candidate.data.get("pdfleet_node") == node:
             if not candidate.connected:
-                candidate.connect(raise_exceptions=True)
+                with _connecting:
+                    if not candidate.connected:  # unless connected while this one waited its turn
+                        candidate.connect(raise_exceptions=True)
             return candidate
     raise OperationError(f"node {node} is not in this run's inventory")
