@@ -63,6 +63,6 @@ def router():
     )
     # the router's client key, the agent's key and the health gate's header file: a changed key restarts both (with
     # keys off, files left by a run with keys are removed)
-    keyed = tuple(apikeys.put(keyfiles.router_files(apikeys.keys() if serving.router.key_args else None)))
+    keyed = tuple(apikeys.put(keyfiles.router_files(apikeys.keys())))  # keys() is None when keys are off
     service_current(ROUTER_UNIT, "router", reads=keyed)
     service_current(MEMBERS_UNIT, "membership agent", reads=(agent, *keyed))

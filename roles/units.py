@@ -29,7 +29,7 @@ def units():
     common.put_rendered(key_file(spec.instance), name="DeepGEMM cache key")
     # read by SGLang at start (`--config`): a changed key applies at the instance's next restart; with keys off,
     # files left by a run with keys are removed
-    apikeys.put(keyfiles.engine_files(apikeys.keys() if spec.key_args else None))
+    apikeys.put(keyfiles.engine_files(apikeys.keys()))  # keys() is None when keys are off
     installed = [
         rendered_unit(name, name=f"{what} unit verified and installed")
         for what, name in (("precompile", spec.precompile_unit), ("serving", spec.unit))
